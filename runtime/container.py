@@ -1,0 +1,255 @@
+"""A container as the harness sees it: spec in, handle out.
+
+:class:`Container` is a context manager. ``start`` returns once the workload's
+``exec`` has succeeded inside fresh namespaces (or raises
+:class:`ContainerError` carrying Docker's exit-code convention); leaving the
+context stops the container (TERM, then KILL after a grace period), detaches
+it from the lab network, removes its cgroup and its state, whatever happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Self
+
+from runtime import PROJECT_ROOT
+from runtime.cgroups import Cgroup
+
+if TYPE_CHECKING:
+    from runtime.local import LocalRuntime
+    from runtime.network import LabNetwork
+
+EXIT_RUNTIME = 125
+
+# The init is started with -S (no site-packages) for speed: it needs only the stdlib.
+_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from runtime.init import main; "
+         "del sys.argv[1]; main()")
+DEFAULT_ENV = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME": "/root",
+    "LANG": "C.UTF-8",
+    "PYTHONDONTWRITEBYTECODE": "1",
+}
+
+
+class ContainerError(Exception):
+    """A container could not be started; ``exit_code`` follows Docker (125/126/127)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_RUNTIME):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Volume:
+    source: str  # a host directory
+    target: str  # where it appears inside the container
+    readonly: bool = False
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    command: tuple[str, ...]
+    hostname: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    volumes: tuple[Volume, ...] = ()
+    cwd: str = "/"
+    stdin_pipe: bool = False  # keep a pipe to the workload's stdin
+    stdout_pipe: bool = False  # read the workload's stdout from a pipe (else: a log file)
+
+
+class Container:
+    def __init__(self, runtime: LocalRuntime, spec: ContainerSpec, network: LabNetwork | None):
+        self.runtime, self.spec, self.network = runtime, spec, network
+        self.dir = runtime.state_dir / "containers" / spec.name
+        self.cgroup: Cgroup | None = None
+        self.shim: subprocess.Popen[bytes] | None = None
+        self.pid1: int | None = None  # host pid of the container's pid 1
+        self.address: str | None = None
+        self._control: int | None = None
+        self.stdin: IO[bytes] | None = None
+        self.stdout: IO[bytes] | None = None
+        self.exit_code: int | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def start(self, timeout: float = 10.0) -> Self:
+        self.dir.mkdir(parents=True)
+        (self.dir / "root").mkdir()
+        self.cgroup = Cgroup(self.runtime.layout, self.runtime.run_id, self.spec.name)
+        control_r, self._control = os.pipe()
+        events_r, events_w = os.pipe()
+        try:
+            self._spawn(control_r, events_w)
+        finally:
+            os.close(control_r)
+            os.close(events_w)
+        with os.fdopen(events_r, "rb", buffering=0) as events:
+            self._handshake(events, time.monotonic() + timeout)
+        return self
+
+    def _spawn(self, control_r: int, events_w: int) -> None:
+        spec = self.spec
+        cmd = [sys.executable, "-E", "-s", "-S", "-c", _BOOT, str(PROJECT_ROOT),
+               "shim", str(control_r), str(events_w), f"ipcbench-{self.runtime.run_id}"]
+        stdout: Any = subprocess.PIPE if spec.stdout_pipe else open(self.dir / "stdout.log", "wb")
+        with open(self.dir / "stderr.log", "wb") as stderr:
+            self.shim = subprocess.Popen(
+                cmd, pass_fds=(control_r, events_w), start_new_session=True,
+                stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
+                stdout=stdout, stderr=stderr)
+        if not spec.stdout_pipe:
+            stdout.close()
+        self.stdin, self.stdout = self.shim.stdin, self.shim.stdout
+        init_spec = {
+            "root": str(self.dir / "root"),
+            "hostname": spec.hostname or spec.name,
+            "command": list(spec.command),
+            "env": {**DEFAULT_ENV, **spec.env},
+            "cwd": spec.cwd,
+            "cgroup_procs": self.cgroup.procs_files if self.cgroup else [],
+            "volumes": [vars(v) for v in spec.volumes],
+            "files": self._files(),
+        }
+        os.write(self._control_fd, (json.dumps(init_spec) + "\n").encode())
+
+    @property
+    def _control_fd(self) -> int:
+        assert self._control is not None
+        return self._control
+
+    def _files(self) -> list[dict[str, str]]:
+        files = [{"source": str(self._write("hostname", (self.spec.hostname or self.spec.name)
+                                            + "\n")), "target": "/etc/hostname"}]
+        hosts = self.network.hosts_file if self.network else self._write("hosts",
+                                                                          "127.0.0.1\tlocalhost\n")
+        files.append({"source": str(hosts), "target": "/etc/hosts"})
+        return files
+
+    def _write(self, name: str, text: str) -> Path:
+        path = self.dir / name
+        path.write_text(text)
+        return path
+
+    def _handshake(self, events: IO[bytes], deadline: float) -> None:
+        started = False
+        lines = _Lines(events)
+        while not (started and self.pid1):
+            word, _, rest = lines.next(deadline, self.spec.name).partition(" ")
+            if word == "unshared":
+                net = self.network.attach(self.spec.name, int(rest)) if self.network else {}
+                self.address = net.get("address")
+                os.write(self._control_fd, f"go {json.dumps(net)}\n".encode())
+            elif word == "forked":
+                self.pid1 = int(rest)
+            elif word == "started":
+                started = True
+            elif word == "error":
+                code, _, message = rest.partition(" ")
+                raise ContainerError(message, int(code))
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The container's exit status (raises subprocess.TimeoutExpired)."""
+        assert self.shim is not None
+        self.exit_code = self.shim.wait(timeout)
+        return self.exit_code
+
+    def running(self) -> bool:
+        return self.shim is not None and self.shim.poll() is None
+
+    def signal(self, signum: int) -> None:
+        if self.pid1 is not None and self.running():
+            try:
+                os.kill(self.pid1, signum)
+            except ProcessLookupError:
+                pass
+
+    def stop(self, grace: float = 2.0) -> int | None:
+        """TERM to the workload (through pid 1), then KILL after ``grace`` seconds."""
+        if self.shim is None:
+            return None
+        if self.running():
+            self.signal(signal.SIGTERM)
+            try:
+                return self.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.signal(signal.SIGKILL)
+        if self._control is not None:  # EOF on the control pipe ends pid 1 too
+            os.close(self._control)
+            self._control = None
+        try:
+            return self.wait(5)
+        except subprocess.TimeoutExpired:
+            self.shim.kill()
+            return self.wait(5)
+
+    def cpu_ns(self) -> int:
+        assert self.cgroup is not None
+        return self.cgroup.cpu_ns()
+
+    def logs(self) -> str:
+        """What the container wrote on stderr (and stdout when not piped)."""
+        parts = [p.read_text(errors="replace") for p in
+                 (self.dir / "stdout.log", self.dir / "stderr.log") if p.exists()]
+        return "".join(parts)
+
+    def remove(self, grace: float = 2.0) -> None:
+        """Stop and release everything; idempotent, safe after any failure."""
+        try:
+            self.stop(grace)
+        finally:
+            if self._control is not None:
+                os.close(self._control)
+                self._control = None
+            for stream in (self.stdin, self.stdout):
+                if stream is not None:
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+            if self.network is not None:
+                self.network.detach(self.spec.name)
+            if self.cgroup is not None:
+                self.cgroup.remove()
+                self.cgroup = None
+            self.runtime.forget(self)
+
+
+class _Lines:
+    """Line reader over the event pipe with a deadline (no threads)."""
+
+    def __init__(self, stream: IO[bytes]):
+        self.stream, self.buffer = stream, b""
+
+    def next(self, deadline: float, name: str) -> str:
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ContainerError(f"container {name} did not start in time")
+            ready, _, _ = select.select([self.stream], [], [], remaining)
+            if ready:
+                chunk = os.read(self.stream.fileno(), 4096)
+                if not chunk:
+                    raise ContainerError(f"container {name} init exited during setup")
+                self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.decode()
+
+
+def remove_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
