@@ -123,6 +123,10 @@ class Transport(ABC):
     max_payload: ClassVar[int] = 1 << 20
     #: One line for ``ipcbench list``: what crosses between the containers.
     summary: ClassVar[str] = ""
+    #: Whether the transport promises delivery, once and in order. Where it
+    #: does, a lost, duplicated, reordered or corrupt message fails the cell;
+    #: where it does not (e.g. MQTT QoS 0), loss is a measured result.
+    guarantees_delivery: ClassVar[bool] = True
 
     def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
         if variant not in (self.variants or (None,)):

@@ -1,0 +1,168 @@
+"""The ``ipcbench`` command line: run, list, report, doctor.
+
+Expected errors become one line on stderr and an exit status: 0 all cells
+ok, 1 some cell failed (the others still ran and were written), 2 bad input
+or an unusable machine, 130 interrupted. A traceback reaching a user is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.scenario import Cell, ScenarioError
+
+EXIT_OK, EXIT_CELL_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(Exception):
+    """Bad input: one line, exit status 2."""
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ipcbench", description="Measure how containers talk.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="show more while running")
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="measure the selected cells and write a report")
+    add_selection(run)
+    run.add_argument("--out", type=Path, help="run folder (default: results/<run id>)")
+    lst = sub.add_parser("list", help="transports, variants, modes, and the cells a selection runs")
+    add_selection(lst)
+    rep = sub.add_parser("report", help="re-render a run folder's report from its results")
+    rep.add_argument("dir", type=Path)
+    sub.add_parser("doctor", help="check this machine's prerequisites")
+    return ap
+
+
+def add_selection(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scenario", nargs="?", type=Path, help="a scenario TOML file")
+    p.add_argument("--transport", action="append", metavar="NAME[:VARIANT]", default=[])
+    p.add_argument("--size", action="append", metavar="BYTES", default=[])
+    p.add_argument("--mode", action="append", choices=("latency", "throughput"), default=[])
+    p.add_argument("--messages", type=int, metavar="N", help="measured messages per cell")
+    p.add_argument("--quick", action="store_true", help="one payload size, fewer messages")
+
+
+class _Parser(argparse.ArgumentParser):
+    pass
+
+
+def scenario_from(args: argparse.Namespace) -> Any:
+    from bench import scenario
+
+    return scenario.build(file=args.scenario, transports_=args.transport, sizes=args.size,
+                          modes=args.mode, messages=args.messages, quick=args.quick)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import transports
+    from transports.base import MODES
+
+    print("transports:")
+    for name in transports.names():
+        cls = transports.get(name)
+        for variant in cls.variants or (None,):
+            label = f"{name}:{variant}" if variant else name
+            print(f"  {label:<18} {cls.summary}")
+            for mode in MODES:
+                print(f"  {'':<18}   {mode:<10} {cls.how(variant, mode) or 'not supported'}")
+    print(f"modes: {', '.join(MODES)}")
+    cells = scenario_from(args).cells()
+    total = sum(c.estimate_s() for c in cells)
+    print(f"\n{len(cells)} cells, about {total:.0f} s:")
+    for c in cells:
+        print(f"  {c.label:<32} {c.messages} messages (+{c.warmup} warm-up)  ~{c.estimate_s():.1f} s")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench.run import run
+
+    scenario = scenario_from(args)
+    if os.geteuid() != 0:
+        raise UsageError("ipcbench run needs root (namespaces, cgroups): try sudo")
+    cells = scenario.cells()
+    print(f"ipcbench: {len(cells)} cells", flush=True)
+    t0 = time.monotonic()
+    run_dir, results = run(scenario, args.out, on_cell=lambda i, c, r: print_cell(i, len(cells),
+                                                                                  c, r))
+    failed = [r for r in results if r["status"] != "ok"]
+    print(f"\n{len(results) - len(failed)} ok, {len(failed)} failed in "
+          f"{time.monotonic() - t0:.0f} s")
+    print(f"report: {run_dir / 'report.md'}")
+    return EXIT_CELL_FAILED if failed else EXIT_OK
+
+
+def print_cell(index: int, total: int, cell: Cell, result: dict[str, Any]) -> None:
+    head = f"[{index + 1}/{total}] {cell.label:<30}"
+    if result["status"] != "ok":
+        print(f"{head} FAILED: {result['error']}", flush=True)
+        return
+    cpu = result["cpu_us_per_msg"] or {}
+    cpu_text = f"cpu {cpu.get('client', 0):.1f}+{cpu.get('server', 0):.1f} us/msg"
+    if result["latency_us"]:
+        lat = result["latency_us"]
+        print(f"{head} rtt p50 {lat['p50']:.1f} us  p99 {lat['p99']:.1f} us  {cpu_text}",
+              flush=True)
+    elif result["throughput"]:
+        t = result["throughput"]
+        print(f"{head} {t['msgs_per_s']:,.0f} msg/s  {t['bytes_per_s'] / 1e6:.1f} MB/s  "
+              f"{cpu_text}", flush=True)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from bench.report import render_report
+
+    for path in render_report(args.dir):
+        print(path)
+    return EXIT_OK
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from bench.doctor import checks
+
+    worst = EXIT_OK
+    for ok, name, verdict in checks():
+        print(f"{'ok  ' if ok else 'FAIL'} {name:<22} {verdict}")
+        if not ok:
+            worst = EXIT_BAD_INPUT
+    return worst
+
+
+COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "doctor": cmd_doctor}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    try:
+        return COMMANDS[args.command](args)
+    except (UsageError, ScenarioError) as exc:
+        print(f"ipcbench: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("ipcbench: interrupted; what was measured is kept", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        from bench.results import ResultsError
+        from bench.run import Interrupted
+
+        if isinstance(exc, ResultsError):
+            print(f"ipcbench: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if isinstance(exc, Interrupted):
+            print(f"ipcbench: {exc}; what was measured is kept", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        print(f"ipcbench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_CELL_FAILED if args.command == "run" else EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

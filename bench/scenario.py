@@ -1,0 +1,201 @@
+"""What a run measures: the scenario, from the command line or a TOML file.
+
+A scenario expands into *cells*: one (transport, variant, mode, payload size)
+each, every cell measured in fresh containers. Bad input raises
+:class:`ScenarioError` with one line that names what is wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import transports
+from bench.protocol import HEADER_BYTES
+from transports.base import MODES
+
+DEFAULT_SIZES = (64, 1024, 65536)
+QUICK_SIZES = (1024,)
+# Messages measured per cell, by mode, after warm-up.
+DEFAULT_MESSAGES = {"latency": 5000, "throughput": 20000}
+QUICK_MESSAGES = {"latency": 1000, "throughput": 4000}
+# Rough cost per cell for `ipcbench list`: start two containers, then per message.
+CELL_OVERHEAD_S = 0.6
+PER_MESSAGE_S = {"latency": 60e-6, "throughput": 25e-6}
+
+
+class ScenarioError(Exception):
+    """The scenario is malformed; the message says where."""
+
+
+@dataclass(frozen=True)
+class Cell:
+    transport: str
+    variant: str | None
+    mode: str
+    payload_bytes: int
+    messages: int
+    warmup: int
+
+    @property
+    def label(self) -> str:
+        name = f"{self.transport}:{self.variant}" if self.variant else self.transport
+        return f"{name} {self.mode} {self.payload_bytes}B"
+
+    def estimate_s(self) -> float:
+        per = PER_MESSAGE_S[self.mode] * (1 + self.payload_bytes / 65536)
+        return CELL_OVERHEAD_S + (self.messages + self.warmup) * per
+
+
+@dataclass(frozen=True)
+class Scenario:
+    transports: tuple[tuple[str, str | None], ...]
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    modes: tuple[str, ...] = MODES
+    messages: int | None = None  # None: the per-mode default
+    warmup: int | None = None  # None: a tenth of the messages
+    op_timeout_s: float = 5.0
+    quick: bool = False
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def cells(self) -> list[Cell]:
+        defaults = QUICK_MESSAGES if self.quick else DEFAULT_MESSAGES
+        out = []
+        for (name, variant), mode, size in itertools.product(self.transports, self.modes,
+                                                             self.sizes):
+            n = self.messages or defaults[mode]
+            warmup = self.warmup if self.warmup is not None else max(1, n // 10)
+            out.append(Cell(name, variant, mode, size, n, warmup))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["transports"] = [f"{n}:{v}" if v else n for n, v in self.transports]
+        return d
+
+
+def parse_size(text: str | int) -> int:
+    """``64``, ``1K``/``1KiB`` (1024), ``64k``, ``1M``/``1MiB``."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        size = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(?:i?B)?\s*", str(text))
+        if not m:
+            raise ScenarioError(f"malformed size {text!r}: use bytes, e.g. 64, 1K, 64KiB, 1M")
+        size = int(m.group(1)) * {"": 1, "k": 1024, "m": 1 << 20}[m.group(2).lower()]
+    if size < 1:
+        raise ScenarioError(f"size {text!r} must be at least 1 byte")
+    return size
+
+
+def parse_transport(text: str) -> tuple[str, str | None]:
+    name, _, variant = text.partition(":")
+    if name not in transports.names():
+        known = ", ".join(transports.names())
+        raise ScenarioError(f"unknown transport {name!r} (known: {known})")
+    cls = transports.get(name)
+    if variant and variant not in cls.variants:
+        known = ", ".join(cls.variants) or "none"
+        raise ScenarioError(f"transport {name!r} has no variant {variant!r} (variants: {known})")
+    return name, variant or None
+
+
+def expand_transports(selected: list[str]) -> list[tuple[str, str | None]]:
+    """Every (name, variant) the selection names; a bare name means all its variants."""
+    out: list[tuple[str, str | None]] = []
+    for text in selected or transports.names():
+        name, variant = parse_transport(text)
+        variants = [variant] if variant else list(transports.get(name).variants) or [None]
+        out += [(name, v) for v in variants if (name, v) not in out]
+    return out
+
+
+def build(*, file: Path | None = None, transports_: list[str] | None = None,
+          sizes: list[str] | None = None, modes: list[str] | None = None,
+          messages: int | None = None, quick: bool = False) -> Scenario:
+    """The effective scenario: the file's settings, overridden by the command line."""
+    data = load_toml(file) if file else {}
+    chosen_transports = transports_ or _list(data, "transports", str)
+    chosen_modes = modes or _list(data, "modes", str) or list(MODES)
+    for mode in chosen_modes:
+        if mode not in MODES:
+            raise ScenarioError(f"unknown mode {mode!r} (modes: {', '.join(MODES)})")
+    default_sizes = QUICK_SIZES if quick else DEFAULT_SIZES
+    raw_sizes = sizes or data.get("sizes") or list(default_sizes)
+    if not isinstance(raw_sizes, list):
+        raise ScenarioError("scenario: 'sizes' must be a list")
+    scenario = Scenario(
+        transports=tuple(expand_transports(chosen_transports)),
+        sizes=tuple(dict.fromkeys(parse_size(s) for s in raw_sizes)),
+        modes=tuple(dict.fromkeys(chosen_modes)),
+        messages=messages if messages is not None else _int(data, "messages"),
+        warmup=_int(data, "warmup", minimum=0),
+        op_timeout_s=float(data.get("op_timeout_s", 5.0)),
+        quick=quick or bool(data.get("quick", False)),
+        options=_options(data),
+    )
+    if scenario.messages is not None and scenario.messages < 1:
+        raise ScenarioError("messages must be at least 1")
+    _check_payload_limits(scenario)
+    return scenario
+
+
+def _check_payload_limits(scenario: Scenario) -> None:
+    for name, variant in scenario.transports:
+        limit = transports.get(name).max_payload - HEADER_BYTES
+        for size in scenario.sizes:
+            if size > limit:
+                label = f"{name}:{variant}" if variant else name
+                raise ScenarioError(f"size {size} B is larger than {label} carries ({limit} B)")
+
+
+KNOWN_KEYS = {"transports", "sizes", "modes", "messages", "warmup", "op_timeout_s", "quick",
+              "options"}
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError(f"malformed scenario {path}: {exc}") from exc
+    unknown = set(data) - KNOWN_KEYS
+    if unknown:
+        raise ScenarioError(f"scenario {path}: unknown keys {', '.join(sorted(unknown))}")
+    return data
+
+
+def _list(data: dict[str, Any], key: str, kind: type) -> list[Any]:
+    value = data.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, kind) for v in value):
+        raise ScenarioError(f"scenario: {key!r} must be a list of {kind.__name__}")
+    return value
+
+
+def _int(data: dict[str, Any], key: str, minimum: int = 1) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ScenarioError(f"scenario: {key!r} must be an integer >= {minimum}")
+    return value
+
+
+def _options(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    options = data.get("options", {})
+    if not isinstance(options, dict):
+        raise ScenarioError("scenario: 'options' must be a table of tables")
+    for name, table in options.items():
+        if name not in transports.names() or not isinstance(table, dict):
+            raise ScenarioError(f"scenario: options for unknown transport {name!r}")
+        fields = {f.name for f in dataclasses.fields(transports.get(name).options_type)}
+        unknown = set(table) - fields
+        if unknown:
+            raise ScenarioError(f"scenario: {name} has no option {', '.join(sorted(unknown))}")
+    return options
