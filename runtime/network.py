@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import random
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Self
 
-from runtime import PROJECT_ROOT
+from runtime import PROJECT_ROOT, syscalls
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,29 @@ def pick_subnet(rng: random.Random | None = None) -> ipaddress.IPv4Network:
     """A private /24 for this run. It only exists inside the lab namespace."""
     rng = rng or random.Random()
     return ipaddress.IPv4Network(f"10.{rng.randrange(200, 250)}.{rng.randrange(256)}.0/24")
+
+
+def _netlink_in(netns_path: str) -> Any:
+    """An rtnetlink socket that lives in the given network namespace.
+
+    A netlink socket belongs to the namespace it was created in, so we enter
+    the lab namespace on this thread only, create the socket and come back
+    (what ``ip -n`` does). pyroute2's own ``IPRoute(netns=...)`` forks a helper
+    instead, and a forked copy of the harness must never run harness code.
+    """
+    from pyroute2 import IPRoute
+
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    lab = os.open(netns_path, os.O_RDONLY)
+    try:
+        syscalls.setns(lab, syscalls.CLONE_NEWNET)
+        try:
+            return IPRoute()
+        finally:
+            syscalls.setns(home, syscalls.CLONE_NEWNET)
+    finally:
+        os.close(home)
+        os.close(lab)
 
 
 class LabNetwork:
@@ -57,7 +81,8 @@ class LabNetwork:
         return self._holder.pid
 
     def __enter__(self) -> Self:
-        self.open()
+        if self._holder is None:
+            self.open()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -67,7 +92,7 @@ class LabNetwork:
         cmd = [sys.executable, "-E", "-s", "-S", "-c",
                "import sys; sys.path.insert(0, sys.argv[1]); "
                "from runtime.init import main; del sys.argv[1]; main()",
-               str(PROJECT_ROOT), "holder", f"ipcbench-lab-{self.run_id}"]
+               str(PROJECT_ROOT), "holder", f"ipcbench-{self.run_id}-lab"]
         self._holder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         start_new_session=True)
         assert self._holder.stdout is not None
@@ -75,9 +100,7 @@ class LabNetwork:
             self.close()
             raise NetworkError("the lab network namespace could not be created")
         try:
-            from pyroute2 import IPRoute
-
-            self._ipr = IPRoute(netns=f"/proc/{self._holder.pid}/ns/net")
+            self._ipr = _netlink_in(f"/proc/{self._holder.pid}/ns/net")
             self._ipr.link("add", ifname="br0", kind="bridge")
             self._bridge = self._ipr.link_lookup(ifname="br0")[0]
             self._ipr.link("set", index=self._bridge, state="up", mtu=MTU)
