@@ -106,7 +106,12 @@ class Tally:
         self.highest = max(self.highest, seq)
 
     def counts(self, sent: int) -> dict[str, int]:
-        """The results' ``messages`` block, given how many the other side sent."""
-        return {"sent": sent, "received": self.received, "lost": max(0, sent - self.received),
+        """The results' ``messages`` block, given how many the other side sent.
+
+        A corrupt message arrived, damaged: it is counted as corrupt, not as
+        lost, so that one fault is never counted twice.
+        """
+        lost = max(0, sent - self.received - self.corrupt)
+        return {"sent": sent, "received": self.received, "lost": lost,
                 "duplicated": self.duplicated, "reordered": self.reordered,
                 "corrupt": self.corrupt}

@@ -75,6 +75,10 @@ class LocalRuntime:
         self._containers[spec.name] = c
         return c
 
+    def get(self, name: str) -> Container:
+        """The live container named ``name`` (KeyError if there is none)."""
+        return self._containers[name]
+
     def forget(self, container: Container) -> None:
         if self._containers.get(container.spec.name) is container:
             del self._containers[container.spec.name]
