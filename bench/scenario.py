@@ -66,8 +66,9 @@ class Scenario:
     def cells(self) -> list[Cell]:
         defaults = QUICK_MESSAGES if self.quick else DEFAULT_MESSAGES
         out = []
-        for (name, variant), mode, size in itertools.product(self.transports, self.modes,
-                                                             self.sizes):
+        for (name, variant), mode, size in itertools.product(
+            self.transports, self.modes, self.sizes
+        ):
             n = self.messages or defaults[mode]
             warmup = self.warmup if self.warmup is not None else max(1, n // 10)
             out.append(Cell(name, variant, mode, size, n, warmup))
@@ -110,14 +111,21 @@ def expand_transports(selected: list[str]) -> list[tuple[str, str | None]]:
     out: list[tuple[str, str | None]] = []
     for text in selected or transports.names():
         name, variant = parse_transport(text)
-        variants = [variant] if variant else list(transports.get(name).variants) or [None]
+        declared: list[str | None] = list(transports.get(name).variants)
+        variants = [variant] if variant else declared or [None]
         out += [(name, v) for v in variants if (name, v) not in out]
     return out
 
 
-def build(*, file: Path | None = None, transports_: list[str] | None = None,
-          sizes: list[str] | None = None, modes: list[str] | None = None,
-          messages: int | None = None, quick: bool = False) -> Scenario:
+def build(
+    *,
+    file: Path | None = None,
+    transports_: list[str] | None = None,
+    sizes: list[str] | None = None,
+    modes: list[str] | None = None,
+    messages: int | None = None,
+    quick: bool = False,
+) -> Scenario:
     """The effective scenario: the file's settings, overridden by the command line."""
     data = load_toml(file) if file else {}
     chosen_transports = transports_ or _list(data, "transports", str)
@@ -154,8 +162,16 @@ def _check_payload_limits(scenario: Scenario) -> None:
                 raise ScenarioError(f"size {size} B is larger than {label} carries ({limit} B)")
 
 
-KNOWN_KEYS = {"transports", "sizes", "modes", "messages", "warmup", "op_timeout_s", "quick",
-              "options"}
+KNOWN_KEYS = {
+    "transports",
+    "sizes",
+    "modes",
+    "messages",
+    "warmup",
+    "op_timeout_s",
+    "quick",
+    "options",
+}
 
 
 def load_toml(path: Path) -> dict[str, Any]:

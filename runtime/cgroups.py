@@ -14,6 +14,7 @@ else a signal to every pid listed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -68,11 +69,11 @@ def detect(mounts: str | None = None, self_cgroup: str | None = None) -> Layout:
     v1: dict[str, Path] = {}
     unified: Path | None = None
     for line in own.splitlines():
-        _, controllers, path = line.split(":", 2)
+        _, names, path = line.split(":", 2)
         rel = path.lstrip("/")
-        if not controllers and unified_mount is not None:
+        if not names and unified_mount is not None:
             unified = unified_mount / rel
-        for controller in controllers.split(","):
+        for controller in names.split(","):
             if controller in v1_mounts:
                 v1[controller] = v1_mounts[controller] / rel
     kind = "v2" if not v1 else ("hybrid" if unified is not None else "v1")
@@ -128,10 +129,8 @@ class Cgroup:
     def pids(self) -> set[int]:
         found: set[int] = set()
         for d in self.dirs:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 found.update(int(p) for p in (d / "cgroup.procs").read_text().split())
-            except FileNotFoundError:
-                pass
         return found
 
     def kill(self, timeout: float = 5.0) -> None:
@@ -142,10 +141,8 @@ class Cgroup:
             if unified is not None and (unified / "cgroup.kill").exists():
                 _write_quiet(unified / "cgroup.kill", "1")
             for pid in pids:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             if time.monotonic() > deadline:
                 raise CgroupError(f"processes {sorted(pids)} survive SIGKILL")
             time.sleep(0.002)
@@ -155,17 +152,13 @@ class Cgroup:
         self.kill(timeout)
         for d in self.dirs:
             _rmdir_with_deadline(d, timeout)
-            try:
+            with contextlib.suppress(OSError):  # not empty: other containers of the run
                 d.parent.rmdir()  # the run's dir goes with its last container
-            except OSError:
-                pass
 
 
 def _write_quiet(path: Path, value: str) -> None:
-    try:
+    with contextlib.suppress(OSError):
         path.write_text(value)
-    except OSError:
-        pass
 
 
 def _rmdir_with_deadline(path: Path, timeout: float) -> None:

@@ -9,6 +9,7 @@ it from the lab network, removes its cgroup and its state, whatever happened.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -31,8 +32,10 @@ if TYPE_CHECKING:
 EXIT_RUNTIME = 125
 
 # The init is started with -S (no site-packages) for speed: it needs only the stdlib.
-_BOOT = ("import sys; sys.path.insert(0, sys.argv[1]); from runtime.init import main; "
-         "del sys.argv[1]; main()")
+_BOOT = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from runtime.init import main; "
+    "del sys.argv[1]; main()"
+)
 DEFAULT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -105,14 +108,31 @@ class Container:
 
     def _spawn(self, control_r: int, events_w: int) -> None:
         spec = self.spec
-        cmd = [sys.executable, "-E", "-s", "-S", "-c", _BOOT, str(PROJECT_ROOT),
-               "shim", str(control_r), str(events_w), f"ipcbench-{self.runtime.run_id}"]
-        stdout: Any = subprocess.PIPE if spec.stdout_pipe else open(self.dir / "stdout.log", "wb")
+        cmd = [
+            sys.executable,
+            "-E",
+            "-s",
+            "-S",
+            "-c",
+            _BOOT,
+            str(PROJECT_ROOT),
+            "shim",
+            str(control_r),
+            str(events_w),
+            f"ipcbench-{self.runtime.run_id}",
+        ]
+        log_path = self.dir / "stdout.log"
+        # Popen dups the file; ours is closed right after the spawn below.
+        stdout: Any = subprocess.PIPE if spec.stdout_pipe else open(log_path, "wb")  # noqa: SIM115
         with open(self.dir / "stderr.log", "wb") as stderr:
             self.shim = subprocess.Popen(
-                cmd, pass_fds=(control_r, events_w), start_new_session=True,
+                cmd,
+                pass_fds=(control_r, events_w),
+                start_new_session=True,
                 stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
-                stdout=stdout, stderr=stderr)
+                stdout=stdout,
+                stderr=stderr,
+            )
         if not spec.stdout_pipe:
             stdout.close()
         self.stdin, self.stdout = self.shim.stdin, self.shim.stdout
@@ -134,10 +154,19 @@ class Container:
         return self._control
 
     def _files(self) -> list[dict[str, str]]:
-        files = [{"source": str(self._write("hostname", (self.spec.hostname or self.spec.name)
-                                            + "\n")), "target": "/etc/hostname"}]
-        hosts = self.network.hosts_file if self.network else self._write("hosts",
-                                                                          "127.0.0.1\tlocalhost\n")
+        files = [
+            {
+                "source": str(
+                    self._write("hostname", (self.spec.hostname or self.spec.name) + "\n")
+                ),
+                "target": "/etc/hostname",
+            }
+        ]
+        hosts = (
+            self.network.hosts_file
+            if self.network
+            else self._write("hosts", "127.0.0.1\tlocalhost\n")
+        )
         files.append({"source": str(hosts), "target": "/etc/hosts"})
         return files
 
@@ -174,10 +203,8 @@ class Container:
 
     def signal(self, signum: int) -> None:
         if self.pid1 is not None and self.running():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid1, signum)
-            except ProcessLookupError:
-                pass
 
     def stop(self, grace: float = 2.0) -> int | None:
         """TERM to the workload (through pid 1), then KILL after ``grace`` seconds."""
@@ -204,8 +231,11 @@ class Container:
 
     def logs(self) -> str:
         """What the container wrote on stderr (and stdout when not piped)."""
-        parts = [p.read_text(errors="replace") for p in
-                 (self.dir / "stdout.log", self.dir / "stderr.log") if p.exists()]
+        parts = [
+            p.read_text(errors="replace")
+            for p in (self.dir / "stdout.log", self.dir / "stderr.log")
+            if p.exists()
+        ]
         return "".join(parts)
 
     def remove(self, grace: float = 2.0) -> None:
@@ -218,10 +248,8 @@ class Container:
                 self._control = None
             for stream in (self.stdin, self.stdout):
                 if stream is not None:
-                    try:
+                    with contextlib.suppress(OSError):
                         stream.close()
-                    except OSError:
-                        pass
             if self.network is not None:
                 self.network.detach(self.spec.name)
             if self.cgroup is not None:

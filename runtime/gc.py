@@ -9,6 +9,7 @@ pid (its start time differs).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -42,7 +43,7 @@ def stale_cgroup_runs(layout: Layout, live: set[str]) -> dict[str, list[Path]]:
     found: dict[str, list[Path]] = {}
     for parent in layout.hierarchy_dirs():
         for d in parent.glob(PREFIX + "*"):
-            run_id = d.name[len(PREFIX):]
+            run_id = d.name[len(PREFIX) :]
             if d.is_dir() and run_id not in live:
                 found.setdefault(run_id, []).append(d)
     return found
@@ -65,10 +66,8 @@ def sweep(state_root: Path, layout: Layout) -> list[str]:
             Cgroup.existing(layout, run_id, name).remove()
             removed.append(f"cgroup {PREFIX}{run_id}/{name}")
         for d in dirs:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 d.rmdir()
-            except FileNotFoundError:
-                pass
         removed.append(f"cgroup {PREFIX}{run_id}")
     for line in removed:
         log.info("gc: removed %s", line)

@@ -25,6 +25,7 @@ Events go back to the harness as lines on the *event* pipe.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -37,8 +38,14 @@ from runtime import netconfig, rootfs
 from runtime import syscalls as sc
 
 NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-             signal.SIGUSR1, signal.SIGUSR2)
+FORWARDED = (
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
 
 # Docker's conventions for failures of the runtime itself.
 EXIT_RUNTIME, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND = 125, 126, 127
@@ -149,18 +156,14 @@ def _supervise(workload: int, control: int) -> int:
         status = _reap(workload)
     # pid 1 leaving kills every other process of the pid namespace; do it
     # explicitly so that their exit does not depend on that detail.
-    try:
+    with contextlib.suppress(OSError):
         os.kill(-1, signal.SIGKILL)
-    except OSError:
-        pass
     return status
 
 
 def _forward(workload: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(workload, signum)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(workload: int) -> int | None:
@@ -194,9 +197,7 @@ def main() -> None:
     try:
         code = shim(control, events)
     except Exception as exc:
-        try:
+        with contextlib.suppress(OSError):
             _emit(events, "error", EXIT_RUNTIME, f"container setup: {exc}")
-        except OSError:
-            pass
         code = EXIT_RUNTIME
     sys.exit(code)

@@ -53,8 +53,11 @@ class LocalRuntime:
         self.close()
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "cgroup_layout": self.layout.describe(),
-                "namespaces": ["pid", "mount", "uts", "ipc", "net"]}
+        return {
+            "name": self.name,
+            "cgroup_layout": self.layout.describe(),
+            "namespaces": ["pid", "mount", "uts", "ipc", "net"],
+        }
 
     def network(self) -> LabNetwork:
         net = LabNetwork(run_id=self.run_id, state_dir=self._subdir(f"net{len(self._networks)}"))

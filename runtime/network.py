@@ -12,6 +12,7 @@ that is rewritten in place as containers join.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -64,7 +65,9 @@ def _netlink_in(netns_path: str) -> Any:
 class LabNetwork:
     """A bridge, its addresses and names; a context manager that removes it all."""
 
-    def __init__(self, *, run_id: str, state_dir: Path, subnet: ipaddress.IPv4Network | None = None):
+    def __init__(
+        self, *, run_id: str, state_dir: Path, subnet: ipaddress.IPv4Network | None = None
+    ):
         self.run_id = run_id
         self.subnet = subnet or pick_subnet()
         self.hosts_file = state_dir / "hosts"
@@ -89,12 +92,21 @@ class LabNetwork:
         self.close()
 
     def open(self) -> None:
-        cmd = [sys.executable, "-E", "-s", "-S", "-c",
-               "import sys; sys.path.insert(0, sys.argv[1]); "
-               "from runtime.init import main; del sys.argv[1]; main()",
-               str(PROJECT_ROOT), "holder", f"ipcbench-{self.run_id}-lab"]
-        self._holder = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                        start_new_session=True)
+        cmd = [
+            sys.executable,
+            "-E",
+            "-s",
+            "-S",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "from runtime.init import main; del sys.argv[1]; main()",
+            str(PROJECT_ROOT),
+            "holder",
+            f"ipcbench-{self.run_id}-lab",
+        ]
+        self._holder = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
+        )
         assert self._holder.stdout is not None
         if self._holder.stdout.readline() != b"ready\n":
             self.close()
@@ -120,8 +132,13 @@ class LabNetwork:
         host_if = f"vb{self._counter}"
         address = self._free.pop(0)
         try:
-            self._ipr.link("add", ifname=host_if, kind="veth", mtu=MTU,
-                           peer={"ifname": "eth0", "net_ns_pid": pid, "mtu": MTU})
+            self._ipr.link(
+                "add",
+                ifname=host_if,
+                kind="veth",
+                mtu=MTU,
+                peer={"ifname": "eth0", "net_ns_pid": pid, "mtu": MTU},
+            )
             index = self._ipr.link_lookup(ifname=host_if)[0]
             self._ipr.link("set", index=index, master=self._bridge, state="up")
         except Exception as exc:
@@ -161,16 +178,17 @@ class LabNetwork:
             f.write(self._hosts_text())
 
     def settings(self) -> dict[str, Any]:
-        return {"kind": "bridge in its own network namespace", "subnet": str(self.subnet),
-                "mtu": MTU}
+        return {
+            "kind": "bridge in its own network namespace",
+            "subnet": str(self.subnet),
+            "mtu": MTU,
+        }
 
     def close(self) -> None:
         """Tear the lab down; idempotent. The namespace (and every veth) dies with the holder."""
         if self._ipr is not None:
-            try:
+            with contextlib.suppress(Exception):
                 self._ipr.close()
-            except Exception:
-                pass
             self._ipr = None
         if self._holder is not None:
             holder, self._holder = self._holder, None

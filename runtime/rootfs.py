@@ -35,7 +35,9 @@ def build(root: str, *, volumes: list[dict[str, Any]], files: list[dict[str, Any
         _bind(volume["source"], root + volume["target"], readonly=volume.get("readonly", False))
     for file in files:
         _bind(file["source"], root + file["target"], readonly=True)
-    sc.mount("none", root, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV)
+    sc.mount(
+        "none", root, None, sc.MS_REMOUNT | sc.MS_BIND | sc.MS_RDONLY | sc.MS_NOSUID | sc.MS_NODEV
+    )
     _pivot(root)
 
 
@@ -71,8 +73,13 @@ def _minimal_dev(dev: str) -> None:
         sc.mount("/dev/" + name, target, None, sc.MS_BIND)
     for name in ("pts", "shm"):
         os.mkdir(os.path.join(dev, name))
-    sc.mount("devpts", dev + "/pts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC,
-             "newinstance,ptmxmode=0666,mode=620")
+    sc.mount(
+        "devpts",
+        dev + "/pts",
+        "devpts",
+        sc.MS_NOSUID | sc.MS_NOEXEC,
+        "newinstance,ptmxmode=0666,mode=620",
+    )
     sc.mount("tmpfs", dev + "/shm", "tmpfs", sc.MS_NOSUID | sc.MS_NODEV, "mode=1777")
     os.symlink("pts/ptmx", os.path.join(dev, "ptmx"))
     os.symlink("/proc/self/fd", os.path.join(dev, "fd"))
