@@ -1,0 +1,101 @@
+"""The command line as a user meets it: bad input, list, a quick run end to end, report."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import cli
+
+
+def ipcbench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=Path(__file__).parent.parent)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--transport", "pigeon"], "unknown transport 'pigeon'"),
+        (["--transport", "tcp:fast"], "has no variant 'fast'"),
+        (["--size", "12parsecs"], "malformed size '12parsecs'"),
+        (["--size", "0"], "must be at least 1 byte"),
+        (["--size", "64M"], "larger than tcp carries"),
+        (["--messages", "0"], "messages must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_status_2(args: list[str], expected: str) -> None:
+    for command in ("run", "list"):
+        proc = ipcbench(command, *args)
+        assert proc.returncode == 2, proc.stderr
+        assert expected in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("transports = [", "malformed scenario"),
+        ("colour = 'blue'", "unknown keys colour"),
+        ("sizes = 64", "'sizes' must be a list"),
+        ("modes = ['sideways']", "unknown mode 'sideways'"),
+        ("[options.tcp]\nwarp = 9", "tcp has no option warp"),
+    ],
+)
+def test_malformed_scenario_file(tmp_path: Path, text: str, expected: str) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_text(text)
+    proc = ipcbench("run", str(scenario))
+    assert proc.returncode == 2
+    assert expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_scenario_file() -> None:
+    proc = ipcbench("run", "/no/such/scenario.toml")
+    assert proc.returncode == 2 and "cannot read scenario" in proc.stderr
+
+
+def test_run_refuses_without_root(monkeypatch: pytest.MonkeyPatch,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert cli.main(["run", "--quick"]) == 2
+    assert "needs root" in capsys.readouterr().err
+
+
+def test_list_shows_transports_modes_and_cells() -> None:
+    proc = ipcbench("list", "--transport", "tcp", "--size", "64", "--size", "1K")
+    assert proc.returncode == 0, proc.stderr
+    assert "uds" in proc.stdout and "throughput" in proc.stdout
+    assert "4 cells" in proc.stdout
+    assert "tcp latency 64B" in proc.stdout
+
+
+def test_report_of_a_missing_folder(tmp_path: Path) -> None:
+    proc = ipcbench("report", str(tmp_path))
+    assert proc.returncode == 2 and "results.json" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.needs_root
+@pytest.mark.slow
+def test_quick_run_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = ipcbench("run", "--quick", "--out", str(out), timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["schema"] == "ipcbench/results@1"
+    assert results["run"]["end"]
+    cells = results["cells"]
+    assert {c["transport"] for c in cells} == {"tcp", "uds"}
+    assert {c["mode"] for c in cells} == {"latency", "throughput"}
+    assert all(c["status"] == "ok" for c in cells), [c["error"] for c in cells]
+    for name in ("results.csv", "report.md", "latency.png", "throughput.png"):
+        assert (out / name).stat().st_size > 0
+    (out / "report.md").unlink()
+    again = ipcbench("report", str(out))
+    assert again.returncode == 0 and (out / "report.md").exists()
