@@ -89,8 +89,12 @@ def serve_sink(ch: Channel, timeout: float, *, credit_every: int) -> dict[str, A
         if kind == p.END:
             ch.send(p.encode_control(p.END, count), timeout)
             sent = int(p.decode(message).body or b"0")
-            return {"messages": tally.counts(sent), "first_ns": first_ns, "last_ns": last_ns,
-                    "data_bytes": data_bytes}
+            return {
+                "messages": tally.counts(sent),
+                "first_ns": first_ns,
+                "last_ns": last_ns,
+                "data_bytes": data_bytes,
+            }
         count += 1
         if kind != p.WARMUP:
             decoded = p.decode(message)

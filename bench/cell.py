@@ -52,18 +52,32 @@ def window_for(size: int) -> int:
     return max(4, min(MAX_WINDOW, WINDOW_BYTES // max(size, 1)))
 
 
-def agent_spec(cell: Cell, role: str, *, op_timeout: float, options: dict[str, Any],
-               faults: dict[str, list[int]] | None) -> dict[str, Any]:
+def agent_spec(
+    cell: Cell,
+    role: str,
+    *,
+    op_timeout: float,
+    options: dict[str, Any],
+    faults: dict[str, list[int]] | None,
+) -> dict[str, Any]:
     window = window_for(cell.payload_bytes)
     credit_every = max(1, window // 4)
     warmup = cell.warmup
     if cell.mode == "throughput":  # whole credit batches, so the warm-up drains exactly
         warmup = -(-warmup // credit_every) * credit_every
     return {
-        "role": role, "transport": cell.transport, "variant": cell.variant, "mode": cell.mode,
-        "options": options, "payload_bytes": cell.payload_bytes, "messages": cell.messages,
-        "warmup": warmup, "window": window, "credit_every": credit_every,
-        "op_timeout": op_timeout, "connect_timeout": 10.0,
+        "role": role,
+        "transport": cell.transport,
+        "variant": cell.variant,
+        "mode": cell.mode,
+        "options": options,
+        "payload_bytes": cell.payload_bytes,
+        "messages": cell.messages,
+        "warmup": warmup,
+        "window": window,
+        "credit_every": credit_every,
+        "op_timeout": op_timeout,
+        "connect_timeout": 10.0,
         "endpoint": {"host": "server", "port": SERVER_PORT, "shared_dir": SHARED_DIR},
         "faults": faults if role == "client" else None,
     }
@@ -71,9 +85,13 @@ def agent_spec(cell: Cell, role: str, *, op_timeout: float, options: dict[str, A
 
 def container_spec(name: str, spec: dict[str, Any], volume: Path) -> ContainerSpec:
     return ContainerSpec(
-        name=name, command=(sys.executable, "-m", "bench.agent", json.dumps(spec)),
-        volumes=(Volume(str(volume), SHARED_DIR),), cwd=str(PROJECT_ROOT),
-        stdin_pipe=True, stdout_pipe=True)
+        name=name,
+        command=(sys.executable, "-m", "bench.agent", json.dumps(spec)),
+        volumes=(Volume(str(volume), SHARED_DIR),),
+        cwd=str(PROJECT_ROOT),
+        stdin_pipe=True,
+        stdout_pipe=True,
+    )
 
 
 class Events:
@@ -105,17 +123,27 @@ class Events:
         return event
 
 
-def run_cell(rt: LocalRuntime, net: LabNetwork, cell: Cell, *, index: int, op_timeout: float,
-             options: dict[str, Any], faults: dict[str, list[int]] | None = None,
-             logs_dir: Path | None = None) -> dict[str, Any]:
+def run_cell(
+    rt: LocalRuntime,
+    net: LabNetwork,
+    cell: Cell,
+    *,
+    index: int,
+    op_timeout: float,
+    options: dict[str, Any],
+    faults: dict[str, list[int]] | None = None,
+    logs_dir: Path | None = None,
+) -> dict[str, Any]:
     """Measure ``cell``; always returns a results cell (status ok or failed)."""
     started = time.time()
     t0 = time.monotonic_ns()
     result = base_cell(cell)
     result["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
     volume = rt.volume(f"cell{index}")
-    specs = {role: agent_spec(cell, role, op_timeout=op_timeout, options=options, faults=faults)
-             for role in ("server", "client")}
+    specs = {
+        role: agent_spec(cell, role, op_timeout=op_timeout, options=options, faults=faults)
+        for role in ("server", "client")
+    }
     containers: dict[str, Container] = {}
     try:
         outcome = _exchange(rt, net, cell, specs, volume, containers)
@@ -135,14 +163,31 @@ def run_cell(rt: LocalRuntime, net: LabNetwork, cell: Cell, *, index: int, op_ti
 
 
 def base_cell(cell: Cell) -> dict[str, Any]:
-    return {"transport": cell.transport, "variant": cell.variant, "mode": cell.mode,
-            "payload_bytes": cell.payload_bytes, "header_bytes": HEADER_BYTES,
-            "status": "ok", "error": None, "settings": {}, "messages": None,
-            "latency_us": None, "throughput": None, "cpu_us_per_msg": None, "notes": []}
+    return {
+        "transport": cell.transport,
+        "variant": cell.variant,
+        "mode": cell.mode,
+        "payload_bytes": cell.payload_bytes,
+        "header_bytes": HEADER_BYTES,
+        "status": "ok",
+        "error": None,
+        "settings": {},
+        "messages": None,
+        "latency_us": None,
+        "throughput": None,
+        "cpu_us_per_msg": None,
+        "notes": [],
+    }
 
 
-def _exchange(rt: LocalRuntime, net: LabNetwork, cell: Cell, specs: dict[str, dict[str, Any]],
-              volume: Path, containers: dict[str, Container]) -> dict[str, Any]:
+def _exchange(
+    rt: LocalRuntime,
+    net: LabNetwork,
+    cell: Cell,
+    specs: dict[str, dict[str, Any]],
+    volume: Path,
+    containers: dict[str, Container],
+) -> dict[str, Any]:
     deadline = time.monotonic() + cell_timeout(cell)
     for role in ("server", "client"):
         c = rt.container(container_spec(role, specs[role], volume), net)
@@ -171,13 +216,21 @@ def _send_go(container: Container) -> None:
     container.stdin.flush()
 
 
-def combine(cell: Cell, specs: dict[str, dict[str, Any]], client: dict[str, Any],
-            server: dict[str, Any], cpu: dict[str, dict[str, int]]) -> dict[str, Any]:
+def combine(
+    cell: Cell,
+    specs: dict[str, dict[str, Any]],
+    client: dict[str, Any],
+    server: dict[str, Any],
+    cpu: dict[str, dict[str, int]],
+) -> dict[str, Any]:
     client_spec = specs["client"]
     settings = {
-        "transport": client["settings"], "server_transport": server["settings"],
-        "messages": cell.messages, "warmup": client_spec["warmup"],
-        "op_timeout_s": client_spec["op_timeout"], "integrity": "crc32 per message",
+        "transport": client["settings"],
+        "server_transport": server["settings"],
+        "messages": cell.messages,
+        "warmup": client_spec["warmup"],
+        "op_timeout_s": client_spec["op_timeout"],
+        "integrity": "crc32 per message",
         "clock": "perf_counter_ns (CLOCK_MONOTONIC)",
     }
     out: dict[str, Any] = {"settings": settings}
@@ -188,24 +241,31 @@ def combine(cell: Cell, specs: dict[str, dict[str, Any]], client: dict[str, Any]
         out["latency_us"] = client["latency_us"]
         counted = cell.messages
     else:
-        settings["flow_control"] = {"window_messages": client_spec["window"],
-                                    "credit_every": client_spec["credit_every"]}
+        settings["flow_control"] = {
+            "window_messages": client_spec["window"],
+            "credit_every": client_spec["credit_every"],
+        }
         out["messages"] = server["messages"]
         counted = max(1, server["messages"]["received"])
         span = (server["last_ns"] - server["first_ns"]) / 1e9
         if span > 0:
-            out["throughput"] = {"msgs_per_s": (counted - 1) / span,
-                                 "bytes_per_s": server["data_bytes"] / span}
-    out["cpu_us_per_msg"] = {role: round((cpu["end"][role] - cpu["start"][role]) / 1e3 / counted, 3)
-                             for role in ("client", "server")}
+            out["throughput"] = {
+                "msgs_per_s": (counted - 1) / span,
+                "bytes_per_s": server["data_bytes"] / span,
+            }
+    out["cpu_us_per_msg"] = {
+        role: round((cpu["end"][role] - cpu["start"][role]) / 1e3 / counted, 3)
+        for role in ("client", "server")
+    }
     return out
 
 
 def integrity_problems(cell: Cell, messages: dict[str, int] | None) -> list[str]:
     if not messages or not transports.get(cell.transport).guarantees_delivery:
         return []
-    return [f"{messages[k]} {k}" for k in ("lost", "duplicated", "reordered", "corrupt")
-            if messages[k]]
+    return [
+        f"{messages[k]} {k}" for k in ("lost", "duplicated", "reordered", "corrupt") if messages[k]
+    ]
 
 
 def cell_timeout(cell: Cell) -> float:

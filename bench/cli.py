@@ -55,8 +55,14 @@ class _Parser(argparse.ArgumentParser):
 def scenario_from(args: argparse.Namespace) -> Any:
     from bench import scenario
 
-    return scenario.build(file=args.scenario, transports_=args.transport, sizes=args.size,
-                          modes=args.mode, messages=args.messages, quick=args.quick)
+    return scenario.build(
+        file=args.scenario,
+        transports_=args.transport,
+        sizes=args.size,
+        modes=args.mode,
+        messages=args.messages,
+        quick=args.quick,
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -76,7 +82,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     total = sum(c.estimate_s() for c in cells)
     print(f"\n{len(cells)} cells, about {total:.0f} s:")
     for c in cells:
-        print(f"  {c.label:<32} {c.messages} messages (+{c.warmup} warm-up)  ~{c.estimate_s():.1f} s")
+        print(
+            f"  {c.label:<32} {c.messages} messages (+{c.warmup} warm-up)  ~{c.estimate_s():.1f} s"
+        )
     return EXIT_OK
 
 
@@ -89,11 +97,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = scenario.cells()
     print(f"ipcbench: {len(cells)} cells", flush=True)
     t0 = time.monotonic()
-    run_dir, results = run(scenario, args.out, on_cell=lambda i, c, r: print_cell(i, len(cells),
-                                                                                  c, r))
+    run_dir, results = run(
+        scenario, args.out, on_cell=lambda i, c, r: print_cell(i, len(cells), c, r)
+    )
     failed = [r for r in results if r["status"] != "ok"]
-    print(f"\n{len(results) - len(failed)} ok, {len(failed)} failed in "
-          f"{time.monotonic() - t0:.0f} s")
+    print(
+        f"\n{len(results) - len(failed)} ok, {len(failed)} failed in {time.monotonic() - t0:.0f} s"
+    )
     print(f"report: {run_dir / 'report.md'}")
     return EXIT_CELL_FAILED if failed else EXIT_OK
 
@@ -107,12 +117,15 @@ def print_cell(index: int, total: int, cell: Cell, result: dict[str, Any]) -> No
     cpu_text = f"cpu {cpu.get('client', 0):.1f}+{cpu.get('server', 0):.1f} us/msg"
     if result["latency_us"]:
         lat = result["latency_us"]
-        print(f"{head} rtt p50 {lat['p50']:.1f} us  p99 {lat['p99']:.1f} us  {cpu_text}",
-              flush=True)
+        print(
+            f"{head} rtt p50 {lat['p50']:.1f} us  p99 {lat['p99']:.1f} us  {cpu_text}", flush=True
+        )
     elif result["throughput"]:
         t = result["throughput"]
-        print(f"{head} {t['msgs_per_s']:,.0f} msg/s  {t['bytes_per_s'] / 1e6:.1f} MB/s  "
-              f"{cpu_text}", flush=True)
+        print(
+            f"{head} {t['msgs_per_s']:,.0f} msg/s  {t['bytes_per_s'] / 1e6:.1f} MB/s  {cpu_text}",
+            flush=True,
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -139,8 +152,10 @@ COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "doctor": cm
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     logging.getLogger("pyroute2").setLevel(logging.WARNING)
     try:
         return COMMANDS[args.command](args)

@@ -27,11 +27,22 @@ def _namespaces() -> Check:
     unshare = shutil.which("unshare")
     if unshare is None:
         return False, "namespaces", "util-linux 'unshare' not found"
-    proc = subprocess.run([unshare, "--pid", "--fork", "--mount", "--uts", "--ipc", "--net",
-                           "true"], capture_output=True, text=True, timeout=10)
+    proc = subprocess.run(
+        [unshare, "--pid", "--fork", "--mount", "--uts", "--ipc", "--net", "true"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
     ok = proc.returncode == 0
-    return ok, "namespaces", ("pid, mount, uts, ipc, net can be created" if ok
-                              else proc.stderr.strip().splitlines()[-1])
+    return (
+        ok,
+        "namespaces",
+        (
+            "pid, mount, uts, ipc, net can be created"
+            if ok
+            else proc.stderr.strip().splitlines()[-1]
+        ),
+    )
 
 
 def _cgroups() -> Check:
@@ -66,8 +77,15 @@ def _state_dir() -> Check:
     return ok, "state dir", "/run/ipcbench writable" if ok else "/run not writable"
 
 
-CHECKS: list[Callable[[], Check]] = [_root, _kernel, _namespaces, _cgroups, _pyroute2,
-                                     _open_files, _state_dir]
+CHECKS: list[Callable[[], Check]] = [
+    _root,
+    _kernel,
+    _namespaces,
+    _cgroups,
+    _pyroute2,
+    _open_files,
+    _state_dir,
+]
 
 
 def checks() -> list[Check]:

@@ -25,9 +25,14 @@ def cpu_model() -> str:
 
 
 def host(cgroup_layout: str) -> dict[str, Any]:
-    return {"cpu_model": cpu_model(), "cores": os.cpu_count(), "kernel": platform.release(),
-            "machine": platform.machine(), "cgroup_layout": cgroup_layout,
-            "hostname": platform.node()}
+    return {
+        "cpu_model": cpu_model(),
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+        "cgroup_layout": cgroup_layout,
+        "hostname": platform.node(),
+    }
 
 
 def versions() -> dict[str, Any]:
@@ -43,11 +48,19 @@ def versions() -> dict[str, Any]:
 def commit() -> str | None:
     """The checkout's commit, with ``+dirty`` when it has uncommitted changes."""
     try:
-        rev = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(PROJECT_ROOT), "status", "--porcelain",
-                                "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return rev + ("+dirty" if dirty else "")

@@ -40,8 +40,9 @@ class Payloads:
         self.size = size
         count = max(1, min(_MAX_VARIANTS, _VARIANT_BUDGET // max(size, 1)))
         pattern = bytes(range(_PATTERN_PERIOD)) * (size // _PATTERN_PERIOD + 2)
-        self.bodies = [pattern[i % _PATTERN_PERIOD : i % _PATTERN_PERIOD + size]
-                       for i in range(count)]
+        self.bodies = [
+            pattern[i % _PATTERN_PERIOD : i % _PATTERN_PERIOD + size] for i in range(count)
+        ]
         self.crcs = [zlib.crc32(b) for b in self.bodies]
 
     def encode(self, kind: int, seq: int, sent_ns: int = 0) -> bytes:
@@ -71,8 +72,11 @@ def decode(message: bytes) -> Decoded:
     magic, kind, _, length, seq, sent_ns = _HEAD.unpack_from(message)
     crc, _ = _CRC.unpack_from(message, _HEAD.size)
     body = message[HEADER_BYTES:]
-    ok = (magic == MAGIC and length == len(body)
-          and zlib.crc32(message[: _HEAD.size], zlib.crc32(body)) == crc)
+    ok = (
+        magic == MAGIC
+        and length == len(body)
+        and zlib.crc32(message[: _HEAD.size], zlib.crc32(body)) == crc
+    )
     return Decoded(kind, seq, sent_ns, ok, body)
 
 
@@ -112,6 +116,11 @@ class Tally:
         lost, so that one fault is never counted twice.
         """
         lost = max(0, sent - self.received - self.corrupt)
-        return {"sent": sent, "received": self.received, "lost": lost,
-                "duplicated": self.duplicated, "reordered": self.reordered,
-                "corrupt": self.corrupt}
+        return {
+            "sent": sent,
+            "received": self.received,
+            "lost": lost,
+            "duplicated": self.duplicated,
+            "reordered": self.reordered,
+            "corrupt": self.corrupt,
+        }

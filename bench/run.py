@@ -57,8 +57,13 @@ def run_info(rt: LocalRuntime, scenario: Scenario) -> dict[str, Any]:
     }
 
 
-def run(scenario: Scenario, out: Path | None, *, on_cell: Callable[[int, Cell, dict[str, Any]],
-        None] | None = None, faults: dict[str, list[int]] | None = None) -> tuple[Path, list[dict[str, Any]]]:
+def run(
+    scenario: Scenario,
+    out: Path | None,
+    *,
+    on_cell: Callable[[int, Cell, dict[str, Any]], None] | None = None,
+    faults: dict[str, list[int]] | None = None,
+) -> tuple[Path, list[dict[str, Any]]]:
     """Measure every cell of ``scenario``; returns the run folder and the cells."""
     cells_done: list[dict[str, Any]] = []
     with terminate_as_interrupt(), LocalRuntime() as rt:
@@ -68,12 +73,18 @@ def run(scenario: Scenario, out: Path | None, *, on_cell: Callable[[int, Cell, d
         writer = ResultsWriter(run_dir, info)
         try:
             with rt.network() as net:
-                info["runtime"]["network"] = net.settings()
+                writer.update_run(runtime={**info["runtime"], "network": net.settings()})
                 for index, cell in enumerate(scenario.cells()):
-                    result = run_cell(rt, net, cell, index=index,
-                                      op_timeout=scenario.op_timeout_s,
-                                      options=scenario.options.get(cell.transport, {}),
-                                      faults=faults, logs_dir=run_dir / "logs")
+                    result = run_cell(
+                        rt,
+                        net,
+                        cell,
+                        index=index,
+                        op_timeout=scenario.op_timeout_s,
+                        options=scenario.options.get(cell.transport, {}),
+                        faults=faults,
+                        logs_dir=run_dir / "logs",
+                    )
                     writer.add_cell(result)
                     cells_done.append(result)
                     if on_cell:
@@ -81,5 +92,14 @@ def run(scenario: Scenario, out: Path | None, *, on_cell: Callable[[int, Cell, d
         finally:
             writer.finish(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
             if cells_done:
-                render_report(run_dir)
+                _render_quietly(run_dir)
     return run_dir, cells_done
+
+
+def _render_quietly(run_dir: Path) -> None:
+    # Called on every way out of a run: a rendering problem must not hide the
+    # error that ended the run, and results.json is already safe on disk.
+    try:
+        render_report(run_dir)
+    except Exception as exc:
+        log.error("the report could not be rendered (ipcbench report %s retries): %s", run_dir, exc)

@@ -10,16 +10,20 @@ from runtime.local import STATE_ROOT
 
 
 def leftovers(run_id: str | None = None) -> list[str]:
-    """Namespaces, links, cgroups, mounts, processes and state of ipcbench (of one run, if given)."""
+    """ipcbench's namespaces, links, cgroups, mounts, processes and state (of one run)."""
     tag = f"ipcbench-{run_id}" if run_id else "ipcbench-"
     found: list[str] = []
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     found += [f"netns {line}" for line in netns.splitlines() if "ipcb" in line]
     for kind in ("veth", "bridge"):
-        links = subprocess.run(["ip", "-o", "link", "show", "type", kind],
-                               capture_output=True, text=True).stdout
-        found += [f"{kind} {line.split(':')[1].strip()}" for line in links.splitlines()
-                  if "docker0" not in line]
+        links = subprocess.run(
+            ["ip", "-o", "link", "show", "type", kind], capture_output=True, text=True
+        ).stdout
+        found += [
+            f"{kind} {line.split(':')[1].strip()}"
+            for line in links.splitlines()
+            if "docker0" not in line
+        ]
     for parent in cgroups.detect().hierarchy_dirs():
         found += [f"cgroup {d}" for d in parent.glob(tag + "*")]
     mounts = Path("/proc/mounts").read_text()

@@ -23,20 +23,27 @@ def lab(rt: LocalRuntime) -> Iterator[LabNetwork]:
         yield net
 
 
-def cell(mode: str = "throughput", messages: int = 400, size: int = 256,
-         transport: str = "tcp") -> Cell:
+def cell(
+    mode: str = "throughput", messages: int = 400, size: int = 256, transport: str = "tcp"
+) -> Cell:
     return Cell(transport, None, mode, size, messages, warmup=20)
 
 
 @pytest.mark.parametrize(
     ("fault", "counter"),
-    [("drop", "lost"), ("duplicate", "duplicated"), ("reorder", "reordered"),
-     ("corrupt", "corrupt")],
+    [
+        ("drop", "lost"),
+        ("duplicate", "duplicated"),
+        ("reorder", "reordered"),
+        ("corrupt", "corrupt"),
+    ],
 )
-def test_each_injected_fault_is_caught_by_its_counter(rt: LocalRuntime, lab: LabNetwork,
-                                                      fault: str, counter: str) -> None:
-    result = run_cell(rt, lab, cell(), index=0, op_timeout=5.0, options={},
-                      faults={fault: [10, 200]})
+def test_each_injected_fault_is_caught_by_its_counter(
+    rt: LocalRuntime, lab: LabNetwork, fault: str, counter: str
+) -> None:
+    result = run_cell(
+        rt, lab, cell(), index=0, op_timeout=5.0, options={}, faults={fault: [10, 200]}
+    )
     assert result["status"] == "failed", result
     assert f"integrity: 2 {counter}" in result["error"]
     counts = result["messages"]
@@ -46,18 +53,21 @@ def test_each_injected_fault_is_caught_by_its_counter(rt: LocalRuntime, lab: Lab
 
 
 def test_corrupt_reply_caught_in_latency_mode(rt: LocalRuntime, lab: LabNetwork) -> None:
-    result = run_cell(rt, lab, cell("latency", 200), index=0, op_timeout=5.0, options={},
-                      faults={"corrupt": [50]})
+    result = run_cell(
+        rt, lab, cell("latency", 200), index=0, op_timeout=5.0, options={}, faults={"corrupt": [50]}
+    )
     assert result["status"] == "failed"
     assert result["messages"]["corrupt"] == 1
 
 
 @pytest.mark.parametrize("transport", ["tcp", "uds"])
 @pytest.mark.parametrize("mode", ["latency", "throughput"])
-def test_clean_cell_is_ok_and_complete(rt: LocalRuntime, lab: LabNetwork, transport: str,
-                                       mode: str) -> None:
-    result = run_cell(rt, lab, cell(mode, 500, 1024, transport), index=0, op_timeout=5.0,
-                      options={})
+def test_clean_cell_is_ok_and_complete(
+    rt: LocalRuntime, lab: LabNetwork, transport: str, mode: str
+) -> None:
+    result = run_cell(
+        rt, lab, cell(mode, 500, 1024, transport), index=0, op_timeout=5.0, options={}
+    )
     assert result["status"] == "ok", result["error"]
     m = result["messages"]
     assert (m["sent"], m["received"]) == (500, 500)
@@ -89,13 +99,13 @@ def test_killed_server_fails_only_its_cell(rt: LocalRuntime, lab: LabNetwork) ->
     killer = threading.Thread(target=kill_server_soon)
     killer.start()
     t0 = time.monotonic()
-    result = run_cell(rt, lab, cell("latency", 400_000, 64), index=0, op_timeout=5.0,
-                      options={})
+    result = run_cell(rt, lab, cell("latency", 400_000, 64), index=0, op_timeout=5.0, options={})
     elapsed = time.monotonic() - t0
     killer.join()
     assert result["status"] == "failed"
-    assert "client" in result["error"] and ("PeerClosed" in result["error"]
-                                            or "TransportError" in result["error"])
+    assert "client" in result["error"] and (
+        "PeerClosed" in result["error"] or "TransportError" in result["error"]
+    )
     assert elapsed < 12, "a dead peer fails the cell within its timeout, not the cell deadline"
     after = run_cell(rt, lab, cell("latency", 100, 64), index=1, op_timeout=5.0, options={})
     assert after["status"] == "ok", after["error"]

@@ -13,8 +13,13 @@ from bench import cli
 
 
 def ipcbench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bench.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=Path(__file__).parent.parent)
+    return subprocess.run(
+        [sys.executable, "-m", "bench.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=Path(__file__).parent.parent,
+    )
 
 
 @pytest.mark.parametrize(
@@ -60,8 +65,9 @@ def test_missing_scenario_file() -> None:
     assert proc.returncode == 2 and "cannot read scenario" in proc.stderr
 
 
-def test_run_refuses_without_root(monkeypatch: pytest.MonkeyPatch,
-                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_refuses_without_root(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert cli.main(["run", "--quick"]) == 2
     assert "needs root" in capsys.readouterr().err

@@ -37,8 +37,9 @@ print(json.dumps({
 
 
 def run_python(rt: LocalRuntime, name: str, code: str, net=None, volumes=()) -> tuple[int, str]:
-    spec = ContainerSpec(name=name, command=(sys.executable, "-c", code), stdout_pipe=True,
-                         volumes=tuple(volumes))
+    spec = ContainerSpec(
+        name=name, command=(sys.executable, "-c", code), stdout_pipe=True, volumes=tuple(volumes)
+    )
     with rt.container(spec, net) as c:
         c.start()
         assert c.stdout is not None
@@ -74,17 +75,24 @@ def test_no_network_means_loopback_only(rt: LocalRuntime) -> None:
 def test_shared_volume_and_name_resolution(rt: LocalRuntime) -> None:
     vol = rt.volume("shared")
     shared = (Volume(str(vol), "/shared"),)
-    server_code = ("import socket; s = socket.create_server(('0.0.0.0', 7100)); "
-                   "open('/shared/ready', 'w').write('yes'); c, _ = s.accept(); "
-                   "c.sendall(c.recv(100).upper())")
-    client_code = ("import socket, time, os\n"
-                   "while not os.path.exists('/shared/ready'): time.sleep(0.01)\n"
-                   "c = socket.create_connection(('server', 7100), timeout=5)\n"
-                   "c.sendall(b'ping'); print(c.recv(100).decode(), open('/shared/ready').read())")
+    server_code = (
+        "import socket; s = socket.create_server(('0.0.0.0', 7100)); "
+        "open('/shared/ready', 'w').write('yes'); c, _ = s.accept(); "
+        "c.sendall(c.recv(100).upper())"
+    )
+    client_code = (
+        "import socket, time, os\n"
+        "while not os.path.exists('/shared/ready'): time.sleep(0.01)\n"
+        "c = socket.create_connection(('server', 7100), timeout=5)\n"
+        "c.sendall(b'ping'); print(c.recv(100).decode(), open('/shared/ready').read())"
+    )
     with rt.network() as net:
-        server = rt.container(ContainerSpec(name="server", command=(sys.executable, "-c",
-                                                                     server_code),
-                                            volumes=shared), net)
+        server = rt.container(
+            ContainerSpec(
+                name="server", command=(sys.executable, "-c", server_code), volumes=shared
+            ),
+            net,
+        )
         with server:
             server.start()
             code, out = run_python(rt, "client", client_code, net, shared)
@@ -94,9 +102,14 @@ def test_shared_volume_and_name_resolution(rt: LocalRuntime) -> None:
 
 
 def test_exit_status_and_cpu_accounting(rt: LocalRuntime) -> None:
-    spec = ContainerSpec(name="busy", command=(sys.executable, "-c",
-                                               "import sys\nx = 0\nfor i in range(2_000_000):"
-                                               " x += i\nsys.exit(3)"))
+    spec = ContainerSpec(
+        name="busy",
+        command=(
+            sys.executable,
+            "-c",
+            "import sys\nx = 0\nfor i in range(2_000_000): x += i\nsys.exit(3)",
+        ),
+    )
     with rt.container(spec) as c:
         c.start()
         assert c.wait(30) == 3

@@ -144,8 +144,10 @@ class Transport(ABC):
         ``None`` means the variant cannot do the mode; such cells are skipped
         with a note, not failed.
         """
-        return "request and reply on the same channel" if mode == "latency" else (
-            "one-way stream; the receiver returns credits on the same channel"
+        return (
+            "request and reply on the same channel"
+            if mode == "latency"
+            else ("one-way stream; the receiver returns credits on the same channel")
         )
 
     @abstractmethod

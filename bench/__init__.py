@@ -1,0 +1,1 @@
+"""ipcbench: scenarios, timing, statistics, results and reports."""

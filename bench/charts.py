@@ -1,0 +1,137 @@
+"""PNG charts for a report, drawn from plain series (this module knows no cells).
+
+Figures are built with :class:`matplotlib.figure.Figure` and never through
+``pyplot``: no global backend, no figure registry to leak, nothing tries to
+open a window on a headless host. ``Figure.savefig`` renders PNG with Agg.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, NullFormatter
+
+DPI = 110
+FAILED: dict[str, Any] = {"color": "crimson", "marker": "x", "markersize": 8, "markeredgewidth": 2,
+          "linestyle": "none"}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Series:
+    """One transport's values across payload sizes, aligned with the chart's ``sizes``.
+
+    ``values[i]`` is the bar height at size ``i`` or ``None`` when there is no
+    value; ``upper[i]`` (optional) is the top of a whisker; ``failed[i]``
+    marks a size whose cell ran and failed, drawn as a red cross.
+    """
+
+    label: str
+    values: tuple[float | None, ...]
+    failed: tuple[bool, ...]
+    upper: tuple[float | None, ...] | None = None
+
+
+def _plain(value: float, _pos: object = None) -> str:
+    # "0.1", "10", "1,000" read faster than 10^-1, 10^1, 10^3 for most readers.
+    return f"{value:,.0f}" if value >= 1 else f"{value:g}"
+
+
+def _two_and_five(value: float, _pos: object = None) -> str:
+    """Label the 2x and 5x minor ticks, so a narrow log axis still has numbers on it."""
+    if value <= 0:
+        return ""
+    leading = round(value / 10 ** math.floor(math.log10(value)))
+    return _plain(value) if leading in (2, 5) else ""
+
+
+def _log_axis(ax: Axes, values: Sequence[float]) -> None:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(_plain))
+    # Over more than two decades the major ticks suffice and minor labels would crowd.
+    narrow = bool(values) and max(values) / min(values) < 100
+    ax.yaxis.set_minor_formatter(FuncFormatter(_two_and_five) if narrow else NullFormatter())
+    ax.tick_params(axis="y", which="minor", labelsize=8)
+
+
+def _grouped_bars(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> None:
+    width = 0.8 / max(1, len(series))
+    drawn = [v for s in series for v in (*s.values, *(s.upper or ())) if v]
+    _log_axis(ax, drawn)
+    for i, s in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        xs = [j + offset for j in range(len(sizes))]
+        uppers = s.upper if s.upper is not None else (None,) * len(sizes)
+        # Log axes cannot show zero, so a zero or missing value draws no bar.
+        shown = [(x, v, u) for x, v, u in zip(xs, s.values, uppers, strict=True) if v]
+        ax.bar([x for x, _, _ in shown], [v for _, v, _ in shown], width * 0.9,
+               color=f"C{i}", label=s.label, zorder=2)  # fmt: skip
+        ups = [(x, v, u) for x, v, u in shown if u is not None and v is not None]
+        if ups:
+            ax.errorbar([x for x, _, _ in ups], [v for _, v, _ in ups],
+                        yerr=[[0.0] * len(ups), [u - v for _, v, u in ups]],
+                        fmt="none", ecolor="black", capsize=4, elinewidth=1, zorder=3)  # fmt: skip
+        failed = [x for x, f in zip(xs, s.failed, strict=True) if f]
+        # Crosses near the bottom in axes coordinates: a failed cell has no value to place.
+        ax.plot(failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(), **FAILED)
+    ax.set_xticks(range(len(sizes)), list(sizes))
+    # Fixed limits: a series with no bar at the first or last size must still have its slot.
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_xlabel("payload size (bytes per message, KiB = 1024 B)")
+    ax.grid(axis="y", which="major", alpha=0.4, zorder=0)
+    ax.grid(axis="y", which="minor", alpha=0.15, zorder=0)
+
+
+def _legend(fig: Figure, handles: Sequence[Artist], series: Sequence[Series]) -> None:
+    if any(any(s.failed) for s in series):
+        handles = [*handles, Line2D([], [], label="cell failed", **FAILED)]
+    # Below the axes, so that no number of transports hides a bar.
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=9)
+
+
+def latency_chart(
+    path: Path, *, sizes: Sequence[str], series: Sequence[Series], title: str
+) -> Path:
+    """Bars at the median round trip with whiskers up to p99, per transport and size."""
+    fig = Figure(figsize=(9, 5), layout="constrained")
+    ax = fig.add_subplot()
+    _grouped_bars(ax, sizes, series)
+    ax.set_ylabel("round-trip time (µs, log scale)")
+    ax.set_title(title)
+    whisker = Line2D([], [], color="black", marker="_", markersize=12, linestyle="-",
+                     linewidth=1, label="bar = p50, whisker top = p99")  # fmt: skip
+    handles, _ = ax.get_legend_handles_labels()
+    _legend(fig, [*handles, whisker], series)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def throughput_chart(
+    path: Path,
+    *,
+    sizes: Sequence[str],
+    msgs: Sequence[Series],
+    mbytes: Sequence[Series],
+    title: str,
+) -> Path:
+    """Two panels, messages per second and MB/s, per transport and size."""
+    fig = Figure(figsize=(12, 5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _grouped_bars(left, sizes, msgs)
+    left.set_ylabel("messages per second (log scale)")
+    left.set_title("messages per second")
+    _grouped_bars(right, sizes, mbytes)
+    right.set_ylabel("MB/s (MB = 10⁶ bytes, log scale)")
+    right.set_title("bytes per second")
+    handles, _ = left.get_legend_handles_labels()
+    _legend(fig, handles, msgs)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=DPI)
+    return path

@@ -1,0 +1,98 @@
+"""How the conformance suite obtains a connected (server, client) pair of channels.
+
+The test bodies only see two :class:`Channel` objects, so another placement
+(the two sides in real containers) can replace :func:`open_pair` without
+touching them. This placement runs both sides in one process: the server
+accepts in a thread while the client connects on loopback / a temp dir.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import transports
+from transports.base import MODES, Channel, Endpoint
+
+SETUP_TIMEOUT = 5.0
+
+
+def cells() -> list[tuple[str, str | None, str]]:
+    """Every (transport, variant, mode) the registry offers, skipping impossible modes."""
+    found = []
+    for name in transports.names():
+        cls = transports.get(name)
+        for variant in cls.variants or (None,):
+            found += [(name, variant, mode) for mode in MODES if cls.how(variant, mode)]
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+class Background:
+    """Run ``fn`` in a thread; :meth:`result` re-raises its exception in the caller."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        self._fn = fn
+        self._value: Any = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._value = self._fn()
+        except BaseException as exc:
+            self._error = exc
+
+    def result(self, timeout: float) -> Any:
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise AssertionError(f"background call still running after {timeout}s")
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+@contextmanager
+def open_pair(
+    transport_name: str, variant: str | None, mode: str, endpoint: Endpoint
+) -> Iterator[tuple[Channel, Channel]]:
+    """Yield ``(server_channel, client_channel)``, connected; both closed on exit."""
+    cls = transports.get(transport_name)
+    server_side = cls(variant=variant, mode=mode)
+    client_side = cls(variant=variant, mode=mode)
+    with server_side.listen(endpoint) as listener:
+        accepting = Background(lambda: listener.accept(SETUP_TIMEOUT))
+        client = client_side.connect(endpoint, SETUP_TIMEOUT)
+        try:
+            server: Channel = accepting.result(SETUP_TIMEOUT + 1)
+        except BaseException:
+            client.close()
+            raise
+    with server, client:
+        yield server, client
+
+
+# Transports that frame messages over a plain stream socket, and how to open a
+# raw connection to their listener (for feeding them corrupt frames).
+RAW_STREAM_CONNECT: dict[str, Callable[[Endpoint], socket.socket]] = {
+    "tcp": lambda ep: socket.create_connection(("127.0.0.1", ep.port), timeout=SETUP_TIMEOUT),
+    "uds": lambda ep: _unix_connect(os.path.join(ep.shared_dir, "ipcbench.sock")),
+}
+
+
+def _unix_connect(path: str) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(SETUP_TIMEOUT)
+    sock.connect(path)
+    return sock
