@@ -8,15 +8,30 @@ accepts in a thread while the client connects on loopback / a temp dir.
 
 from __future__ import annotations
 
+import base64
+import itertools
+import json
 import os
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import transports
-from transports.base import MODES, Channel, Endpoint
+from runtime import PROJECT_ROOT
+from runtime.container import Container, ContainerSpec, Volume
+from runtime.local import LocalRuntime
+from runtime.network import LabNetwork
+from transports.base import (
+    MODES,
+    Channel,
+    Endpoint,
+    PeerClosed,
+    TransportError,
+    TransportTimeout,
+)
 
 SETUP_TIMEOUT = 5.0
 
@@ -96,3 +111,94 @@ def _unix_connect(path: str) -> socket.socket:
     sock.settimeout(SETUP_TIMEOUT)
     sock.connect(path)
     return sock
+
+
+# -- the second placement: each side in its own real container ------------------
+
+PEER_ERRORS = {"TransportTimeout": TransportTimeout, "PeerClosed": PeerClosed}
+CONTAINER_ENDPOINT = Endpoint(host="server", port=7000, shared_dir="/shared")
+
+
+class PeerChannel(Channel):
+    """A channel whose real end lives in a container (``tests/container_peer.py``).
+
+    Each call is one command line to the peer and one answer back; the peer's
+    transport errors come back as the same exception classes.
+    """
+
+    def __init__(self, container: Container) -> None:
+        assert container.stdin is not None and container.stdout is not None
+        self._in, self._out = container.stdin, container.stdout
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def answer(self) -> Any:
+        line = self._out.readline()
+        if not line:
+            raise PeerClosed("the container peer exited")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise PEER_ERRORS.get(answer["error"], TransportError)(answer["message"])
+        return answer["ok"]
+
+    def _call(self, **command: Any) -> Any:
+        with self._lock:
+            self._in.write((json.dumps(command) + "\n").encode())
+            self._in.flush()
+            return self.answer()
+
+    def send(self, message: bytes, timeout: float) -> None:
+        self._call(op="send", data=base64.b64encode(message).decode(), timeout=timeout)
+
+    def recv(self, timeout: float) -> bytes:
+        data: str = self._call(op="recv", timeout=timeout)
+        return base64.b64decode(data)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._call(op="close")
+
+
+@contextmanager
+def open_container_pair(
+    rt: LocalRuntime, net: LabNetwork, transport_name: str, variant: str | None, mode: str
+) -> Iterator[tuple[Channel, Channel]]:
+    """Yield ``(server_channel, client_channel)`` whose ends run in two containers."""
+    volume = rt.volume(f"conformance-{next(_counter)}")
+    peers = []
+    try:
+        for role in ("server", "client"):
+            spec = {
+                "role": role,
+                "transport": transport_name,
+                "variant": variant,
+                "mode": mode,
+                "endpoint": vars(CONTAINER_ENDPOINT),
+                "timeout": SETUP_TIMEOUT,
+            }
+            container = rt.container(
+                ContainerSpec(
+                    name=role,
+                    command=(sys.executable, "-m", "tests.container_peer", json.dumps(spec)),
+                    volumes=(Volume(str(volume), CONTAINER_ENDPOINT.shared_dir),),
+                    cwd=str(PROJECT_ROOT),
+                    stdin_pipe=True,
+                    stdout_pipe=True,
+                ),
+                net,
+            )
+            peers.append(container)
+            container.start()
+            if role == "server":
+                PeerChannel(container).answer()  # listening: the client may connect
+        channels = [PeerChannel(c) for c in peers]
+        for channel in channels:
+            channel.answer()  # connected
+        yield channels[0], channels[1]
+    finally:
+        for container in peers:
+            container.remove(grace=1.0)
+
+
+_counter = itertools.count()

@@ -13,12 +13,15 @@ from collections.abc import Iterator
 import pytest
 
 import transports
+from runtime.local import LocalRuntime
+from runtime.network import LabNetwork
 from tests.conformance_pairs import (
     RAW_STREAM_CONNECT,
     SETUP_TIMEOUT,
     Background,
     cells,
     free_port,
+    open_container_pair,
     open_pair,
 )
 from transports.base import Channel, Endpoint, TransportError, TransportTimeout
@@ -49,9 +52,21 @@ def endpoint() -> Iterator[Endpoint]:
         yield Endpoint(host="127.0.0.1", port=free_port(), shared_dir=shared_dir)
 
 
-@pytest.fixture
-def pair(cell: Cell, endpoint: Endpoint) -> Iterator[Pair]:
-    with open_pair(*cell, endpoint) as channels:
+@pytest.fixture(scope="module")
+def lab() -> Iterator[tuple[LocalRuntime, LabNetwork]]:
+    with LocalRuntime() as rt, rt.network() as net:
+        yield rt, net
+
+
+@pytest.fixture(params=["processes", "containers"])
+def pair(request: pytest.FixtureRequest, cell: Cell, endpoint: Endpoint) -> Iterator[Pair]:
+    """Both placements: two processes on loopback, and two real containers on the lab."""
+    if request.param == "processes":
+        with open_pair(*cell, endpoint) as channels:
+            yield channels
+        return
+    rt, net = request.getfixturevalue("lab")
+    with open_container_pair(rt, net, *cell) as channels:
         yield channels
 
 
