@@ -36,6 +36,7 @@ def parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="re-render a run folder's report from its results")
     rep.add_argument("dir", type=Path)
     sub.add_parser("doctor", help="check this machine's prerequisites")
+    sub.add_parser("gc", help="remove what runs that died (e.g. by SIGKILL) left behind")
     return ap
 
 
@@ -46,10 +47,6 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", action="append", choices=("latency", "throughput"), default=[])
     p.add_argument("--messages", type=int, metavar="N", help="measured messages per cell")
     p.add_argument("--quick", action="store_true", help="one payload size, fewer messages")
-
-
-class _Parser(argparse.ArgumentParser):
-    pass
 
 
 def scenario_from(args: argparse.Namespace) -> Any:
@@ -147,7 +144,26 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return worst
 
 
-COMMANDS = {"run": cmd_run, "list": cmd_list, "report": cmd_report, "doctor": cmd_doctor}
+def cmd_gc(args: argparse.Namespace) -> int:
+    from runtime import cgroups, gc
+    from runtime.local import STATE_ROOT
+
+    if os.geteuid() != 0:
+        raise UsageError("ipcbench gc needs root: try sudo")
+    removed = gc.sweep(STATE_ROOT, cgroups.detect())
+    for line in removed:
+        print(f"removed {line}")
+    print(f"gc: {len(removed)} leftovers removed" if removed else "gc: nothing to remove")
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "report": cmd_report,
+    "doctor": cmd_doctor,
+    "gc": cmd_gc,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
