@@ -61,7 +61,13 @@ def _log_axis(ax: Axes, values: Sequence[float]) -> None:
     ax.tick_params(axis="y", which="minor", labelsize=8)
 
 
-def _grouped_bars(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> None:
+def _grouped_points(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> None:
+    """One marker per value, grouped by size, on a log axis.
+
+    Points, not bars: a bar on a log axis starts at an arbitrary floor, so its
+    height misstates ratios (a value half of another can look five times
+    smaller). A marker's position on the log axis states the ratio exactly.
+    """
     width = 0.8 / max(1, len(series))
     drawn = [v for s in series for v in (*s.values, *(s.upper or ())) if v]
     _log_axis(ax, drawn)
@@ -69,21 +75,23 @@ def _grouped_bars(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> N
         offset = (i - (len(series) - 1) / 2) * width
         xs = [j + offset for j in range(len(sizes))]
         uppers = s.upper if s.upper is not None else (None,) * len(sizes)
-        # Log axes cannot show zero, so a zero or missing value draws no bar.
+        # Log axes cannot show zero, so a zero or missing value draws nothing.
         shown = [(x, v, u) for x, v, u in zip(xs, s.values, uppers, strict=True) if v]
-        ax.bar([x for x, _, _ in shown], [v for _, v, _ in shown], width * 0.9,
-               color=f"C{i}", label=s.label, zorder=2)  # fmt: skip
+        ax.plot([x for x, _, _ in shown], [v for _, v, _ in shown], linestyle="none",
+                marker="o", markersize=8, color=f"C{i}", label=s.label, zorder=3)  # fmt: skip
         ups = [(x, v, u) for x, v, u in shown if u is not None and v is not None]
         if ups:
             ax.errorbar([x for x, _, _ in ups], [v for _, v, _ in ups],
                         yerr=[[0.0] * len(ups), [u - v for _, v, u in ups]],
-                        fmt="none", ecolor="black", capsize=4, elinewidth=1, zorder=3)  # fmt: skip
+                        fmt="none", ecolor=f"C{i}", capsize=5, elinewidth=1.5, zorder=2)  # fmt: skip
         failed = [x for x, f in zip(xs, s.failed, strict=True) if f]
         # Crosses near the bottom in axes coordinates: a failed cell has no value to place.
         ax.plot(failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(), **FAILED)
     ax.set_xticks(range(len(sizes)), list(sizes))
-    # Fixed limits: a series with no bar at the first or last size must still have its slot.
+    # Fixed limits: a series with no value at the first or last size must still have its slot.
     ax.set_xlim(-0.5, len(sizes) - 0.5)
+    for boundary in range(len(sizes) - 1):
+        ax.axvline(boundary + 0.5, color="grey", alpha=0.3, linewidth=0.8)
     ax.set_xlabel("payload size (bytes per message, KiB = 1024 B)")
     ax.grid(axis="y", which="major", alpha=0.4, zorder=0)
     ax.grid(axis="y", which="minor", alpha=0.15, zorder=0)
@@ -99,14 +107,14 @@ def _legend(fig: Figure, handles: Sequence[Artist], series: Sequence[Series]) ->
 def latency_chart(
     path: Path, *, sizes: Sequence[str], series: Sequence[Series], title: str
 ) -> Path:
-    """Bars at the median round trip with whiskers up to p99, per transport and size."""
+    """A point at the median round trip with a whisker up to p99, per transport and size."""
     fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.add_subplot()
-    _grouped_bars(ax, sizes, series)
+    _grouped_points(ax, sizes, series)
     ax.set_ylabel("round-trip time (µs, log scale)")
     ax.set_title(title)
-    whisker = Line2D([], [], color="black", marker="_", markersize=12, linestyle="-",
-                     linewidth=1, label="bar = p50, whisker top = p99")  # fmt: skip
+    whisker = Line2D([], [], color="black", marker="o", markersize=6, linestyle="-",
+                     linewidth=1, label="point = p50, whisker top = p99")  # fmt: skip
     handles, _ = ax.get_legend_handles_labels()
     _legend(fig, [*handles, whisker], series)
     fig.savefig(path, dpi=DPI)
@@ -124,10 +132,10 @@ def throughput_chart(
     """Two panels, messages per second and MB/s, per transport and size."""
     fig = Figure(figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
-    _grouped_bars(left, sizes, msgs)
+    _grouped_points(left, sizes, msgs)
     left.set_ylabel("messages per second (log scale)")
     left.set_title("messages per second")
-    _grouped_bars(right, sizes, mbytes)
+    _grouped_points(right, sizes, mbytes)
     right.set_ylabel("MB/s (MB = 10⁶ bytes, log scale)")
     right.set_title("bytes per second")
     handles, _ = left.get_legend_handles_labels()

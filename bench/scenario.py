@@ -22,8 +22,8 @@ from transports.base import MODES
 DEFAULT_SIZES = (64, 1024, 65536)
 QUICK_SIZES = (1024,)
 # Messages measured per cell, by mode, after warm-up.
-DEFAULT_MESSAGES = {"latency": 5000, "throughput": 20000}
-QUICK_MESSAGES = {"latency": 1000, "throughput": 4000}
+DEFAULT_MESSAGES = {"latency": 20000, "throughput": 50000}
+QUICK_MESSAGES = {"latency": 2000, "throughput": 10000}
 # Rough cost per cell for `ipcbench list`: start two containers, then per message.
 CELL_OVERHEAD_S = 0.6
 PER_MESSAGE_S = {"latency": 60e-6, "throughput": 25e-6}
