@@ -81,8 +81,8 @@ def _grouped_points(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) ->
                 marker="o", markersize=8, color=f"C{i}", label=s.label, zorder=3)  # fmt: skip
         ups = [(x, v, u) for x, v, u in shown if u is not None and v is not None]
         if ups:
-            ax.errorbar([x for x, _, _ in ups], [v for _, v, _ in ups],
-                        yerr=[[0.0] * len(ups), [u - v for _, v, u in ups]],
+            whiskers = [[0.0] * len(ups), [u - v for _, v, u in ups]]
+            ax.errorbar([x for x, _, _ in ups], [v for _, v, _ in ups], yerr=whiskers,
                         fmt="none", ecolor=f"C{i}", capsize=5, elinewidth=1.5, zorder=2)  # fmt: skip
         failed = [x for x, f in zip(xs, s.failed, strict=True) if f]
         # Crosses near the bottom in axes coordinates: a failed cell has no value to place.
