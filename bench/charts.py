@@ -83,7 +83,7 @@ def _grouped_points(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) ->
         if ups:
             whiskers = [[0.0] * len(ups), [u - v for _, v, u in ups]]
             ax.errorbar([x for x, _, _ in ups], [v for _, v, _ in ups], yerr=whiskers,
-                        fmt="none", ecolor=f"C{i}", capsize=5, elinewidth=1.5, zorder=2)  # fmt: skip
+                        fmt="none", ecolor=f"C{i}", capsize=5, elinewidth=1.5)  # fmt: skip
         failed = [x for x, f in zip(xs, s.failed, strict=True) if f]
         # Crosses near the bottom in axes coordinates: a failed cell has no value to place.
         ax.plot(failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(), **FAILED)
