@@ -12,19 +12,18 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import select
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import transports
 from bench.protocol import HEADER_BYTES
 from bench.scenario import Cell
 from runtime import PROJECT_ROOT
 from runtime.container import Container, ContainerError, ContainerSpec, Volume
+from runtime.lines import LineReader
 from runtime.local import LocalRuntime
 from runtime.network import LabNetwork
 
@@ -98,25 +97,19 @@ class Events:
     """JSON-line events from a container's stdout, read with a deadline."""
 
     def __init__(self, container: Container):
-        self.container = container
         assert container.stdout is not None
-        self.stream: IO[bytes] = container.stdout
-        self.buffer = b""
+        self.container = container
+        self.lines = LineReader(container.stdout)
 
     def next(self, deadline: float) -> dict[str, Any]:
         name = self.container.spec.name
-        while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CellFailure(f"{name} did not answer before the cell's deadline")
-            ready, _, _ = select.select([self.stream], [], [], remaining)
-            if ready:
-                chunk = os.read(self.stream.fileno(), 65536)
-                if not chunk:
-                    code = self.container.wait(5)
-                    raise CellFailure(f"{name} exited with status {code} before reporting")
-                self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
+        try:
+            line = self.lines.next(deadline)
+        except TimeoutError:
+            raise CellFailure(f"{name} did not answer before the cell's deadline") from None
+        except EOFError:
+            code = self.container.wait(5)
+            raise CellFailure(f"{name} exited with status {code} before reporting") from None
         event: dict[str, Any] = json.loads(line)
         if event["event"] == "error":
             raise CellFailure(event["message"])

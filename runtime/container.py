@@ -12,18 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import select
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
-from runtime import PROJECT_ROOT
+from runtime import init_command
 from runtime.cgroups import Cgroup
+from runtime.lines import LineReader
 
 if TYPE_CHECKING:
     from runtime.local import LocalRuntime
@@ -32,10 +30,6 @@ if TYPE_CHECKING:
 EXIT_RUNTIME = 125
 
 # The init is started with -S (no site-packages) for speed: it needs only the stdlib.
-_BOOT = (
-    "import sys; sys.path.insert(0, sys.argv[1]); from runtime.init import main; "
-    "del sys.argv[1]; main()"
-)
 DEFAULT_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "HOME": "/root",
@@ -108,19 +102,7 @@ class Container:
 
     def _spawn(self, control_r: int, events_w: int) -> None:
         spec = self.spec
-        cmd = [
-            sys.executable,
-            "-E",
-            "-s",
-            "-S",
-            "-c",
-            _BOOT,
-            str(PROJECT_ROOT),
-            "shim",
-            str(control_r),
-            str(events_w),
-            f"ipcbench-{self.runtime.run_id}",
-        ]
+        cmd = init_command("shim", str(control_r), str(events_w), f"ipcbench-{self.runtime.run_id}")
         log_path = self.dir / "stdout.log"
         # Popen dups the file; ours is closed right after the spawn below.
         stdout: Any = subprocess.PIPE if spec.stdout_pipe else open(log_path, "wb")  # noqa: SIM115
@@ -177,9 +159,17 @@ class Container:
 
     def _handshake(self, events: IO[bytes], deadline: float) -> None:
         started = False
-        lines = _Lines(events)
+        lines = LineReader(events)
         while not (started and self.pid1):
-            word, _, rest = lines.next(deadline, self.spec.name).partition(" ")
+            try:
+                line = lines.next(deadline).decode()
+            except TimeoutError:
+                raise ContainerError(f"container {self.spec.name} did not start in time") from None
+            except EOFError:
+                raise ContainerError(
+                    f"container {self.spec.name} init exited during setup"
+                ) from None
+            word, _, rest = line.partition(" ")
             if word == "unshared":
                 net = self.network.attach(self.spec.name, int(rest)) if self.network else {}
                 self.address = net.get("address")
@@ -256,28 +246,3 @@ class Container:
                 self.cgroup.remove()
                 self.cgroup = None
             self.runtime.forget(self)
-
-
-class _Lines:
-    """Line reader over the event pipe with a deadline (no threads)."""
-
-    def __init__(self, stream: IO[bytes]):
-        self.stream, self.buffer = stream, b""
-
-    def next(self, deadline: float, name: str) -> str:
-        while b"\n" not in self.buffer:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ContainerError(f"container {name} did not start in time")
-            ready, _, _ = select.select([self.stream], [], [], remaining)
-            if ready:
-                chunk = os.read(self.stream.fileno(), 4096)
-                if not chunk:
-                    raise ContainerError(f"container {name} init exited during setup")
-                self.buffer += chunk
-        line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.decode()
-
-
-def remove_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)

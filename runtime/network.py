@@ -18,11 +18,10 @@ import logging
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Self
 
-from runtime import PROJECT_ROOT, syscalls
+from runtime import init_command, syscalls
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +91,7 @@ class LabNetwork:
         self.close()
 
     def open(self) -> None:
-        cmd = [
-            sys.executable,
-            "-E",
-            "-s",
-            "-S",
-            "-c",
-            "import sys; sys.path.insert(0, sys.argv[1]); "
-            "from runtime.init import main; del sys.argv[1]; main()",
-            str(PROJECT_ROOT),
-            "holder",
-            f"ipcbench-{self.run_id}-lab",
-        ]
+        cmd = init_command("holder", f"ipcbench-{self.run_id}-lab")
         self._holder = subprocess.Popen(
             cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, start_new_session=True
         )
