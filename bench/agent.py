@@ -14,6 +14,7 @@ Logging goes to stderr, which the runtime keeps as the container's log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import select
 import sys
@@ -69,10 +70,23 @@ def serve_echo(ch: Channel, timeout: float) -> dict[str, Any]:
         kind = p.peek_kind(message)
         if kind == p.END:
             ch.send(p.encode_control(p.END, 0), timeout)
+            await_bye(ch, timeout)
             return {"messages": tally.counts(int(p.decode(message).body or b"0"))}
         ch.send(message, timeout)  # echo first: checking is kept off the round trip
         if kind == p.DATA or not kind:
             tally.record(p.decode(message))
+
+
+def await_bye(ch: Channel, timeout: float) -> None:
+    """Stay idle until the client has closed the measured phase.
+
+    The harness reads the CPU counters at the client's end mark, which comes
+    after the END round trip: the server must not start its own wrap-up
+    (building its result, exiting) before then, or that work would be
+    charged to the messages.
+    """
+    with contextlib.suppress(TransportError):  # a BYE that never comes only delays the wrap-up
+        ch.recv(timeout)
 
 
 def serve_sink(ch: Channel, timeout: float, *, credit_every: int) -> dict[str, Any]:
@@ -88,6 +102,7 @@ def serve_sink(ch: Channel, timeout: float, *, credit_every: int) -> dict[str, A
             continue
         if kind == p.END:
             ch.send(p.encode_control(p.END, count), timeout)
+            await_bye(ch, timeout)
             sent = int(p.decode(message).body or b"0")
             return {
                 "messages": tally.counts(sent),
@@ -141,6 +156,7 @@ def ping_pong(ch: Channel, payloads: p.Payloads, spec: dict[str, Any]) -> dict[s
     mark("end")
     ch.send(p.encode_control(p.END, 0, str(n).encode()), timeout)
     ch.recv(timeout)
+    ch.send(p.encode_control(p.BYE, 0), timeout)
     return {"messages": tally.counts(n), "latency_us": LatencySummary.from_ns(samples).to_us_dict()}
 
 
@@ -166,6 +182,7 @@ def stream(ch: Channel, payloads: p.Payloads, spec: dict[str, Any]) -> dict[str,
     while p.peek_kind(ch.recv(timeout)) != p.END:
         pass
     mark("end")
+    ch.send(p.encode_control(p.BYE, 0), timeout)
     return {"sent": n}
 
 

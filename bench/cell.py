@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 
 SERVER_PORT = 7000
 SHARED_DIR = "/shared"
-WINDOW_BYTES = 4 << 20  # in-flight bytes at most in throughput mode
-MAX_WINDOW = 256  # in-flight messages at most
 
 
 class CellFailure(Exception):
@@ -47,10 +45,6 @@ class Measured:
     wall_ns: int
 
 
-def window_for(size: int) -> int:
-    return max(4, min(MAX_WINDOW, WINDOW_BYTES // max(size, 1)))
-
-
 def agent_spec(
     cell: Cell,
     role: str,
@@ -59,11 +53,6 @@ def agent_spec(
     options: dict[str, Any],
     faults: dict[str, list[int]] | None,
 ) -> dict[str, Any]:
-    window = window_for(cell.payload_bytes)
-    credit_every = max(1, window // 4)
-    warmup = cell.warmup
-    if cell.mode == "throughput":  # whole credit batches, so the warm-up drains exactly
-        warmup = -(-warmup // credit_every) * credit_every
     return {
         "role": role,
         "transport": cell.transport,
@@ -72,9 +61,9 @@ def agent_spec(
         "options": options,
         "payload_bytes": cell.payload_bytes,
         "messages": cell.messages,
-        "warmup": warmup,
-        "window": window,
-        "credit_every": credit_every,
+        "warmup": cell.warmup,
+        "window": cell.window,
+        "credit_every": cell.credit_every,
         "op_timeout": op_timeout,
         "connect_timeout": 10.0,
         "endpoint": {"host": "server", "port": SERVER_PORT, "shared_dir": SHARED_DIR},
@@ -266,11 +255,12 @@ def cell_timeout(cell: Cell) -> float:
 
 
 def _log_tail(containers: dict[str, Container], lines: int = 3) -> str:
+    """Each container's state and the last lines of its log, for a failed cell's error."""
     tails = []
     for name, c in containers.items():
+        state = "still running" if c.running() else f"exited with status {c.shim_status()}"
         text = c.logs().strip().splitlines()[-lines:]
-        if text:
-            tails.append(f"{name} log: " + " | ".join(text))
+        tails.append(f"{name} {state}" + (": " + " | ".join(text) if text else ", no log output"))
     return ("; " + "; ".join(tails)) if tails else ""
 
 

@@ -2,7 +2,9 @@
 
 Expected errors become one line on stderr and an exit status: 0 all cells
 ok, 1 some cell failed (the others still ran and were written), 2 bad input
-or an unusable machine, 130 interrupted. A traceback reaching a user is a bug.
+or an unusable machine, 3 an internal error (a bug: please report it), 128+N
+stopped by signal N (130 for Ctrl-C). A traceback reaching a user is a bug.
+Heavy modules are imported late, so that even an early Ctrl-C is handled.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bench.scenario import Cell, ScenarioError
+if TYPE_CHECKING:
+    from bench.scenario import Cell
 
-EXIT_OK, EXIT_CELL_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_CELL_FAILED, EXIT_BAD_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+EXIT_SIGNAL_BASE = 128
 
 
 class UsageError(Exception):
@@ -30,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="measure the selected cells and write a report")
     add_selection(run)
-    run.add_argument("--out", type=Path, help="run folder (default: results/<run id>)")
+    run.add_argument("--out", help="run folder (default: results/<run id> in the checkout)")
     lst = sub.add_parser("list", help="transports, variants, modes, and the cells a selection runs")
     add_selection(lst)
     rep = sub.add_parser("report", help="re-render a run folder's report from its results")
@@ -77,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"modes: {', '.join(MODES)}")
     cells = scenario_from(args).cells()
     total = sum(c.estimate_s() for c in cells)
-    print(f"\n{len(cells)} cells, about {total:.0f} s:")
+    print(f"\n{plural(len(cells), 'cell')}, about {total:.0f} s:")
     for c in cells:
         print(
             f"  {c.label:<32} {c.messages} messages (+{c.warmup} warm-up)  ~{c.estimate_s():.1f} s"
@@ -85,18 +89,24 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from bench.run import run
+    from bench.run import check_out, run
 
     scenario = scenario_from(args)
     if os.geteuid() != 0:
         raise UsageError("ipcbench run needs root (namespaces, cgroups): try sudo")
     cells = scenario.cells()
-    print(f"ipcbench: {len(cells)} cells", flush=True)
+    if args.out is not None and not args.out.strip():
+        raise UsageError("--out is empty: name a folder")
+    out = Path(args.out) if args.out is not None else None
+    check_out(out)
+    print(f"ipcbench: {plural(len(cells), 'cell')}", flush=True)
     t0 = time.monotonic()
-    run_dir, results = run(
-        scenario, args.out, on_cell=lambda i, c, r: print_cell(i, len(cells), c, r)
-    )
+    run_dir, results = run(scenario, out, on_cell=lambda i, c, r: print_cell(i, len(cells), c, r))
     failed = [r for r in results if r["status"] != "ok"]
     print(
         f"\n{len(results) - len(failed)} ok, {len(failed)} failed in {time.monotonic() - t0:.0f} s"
@@ -106,7 +116,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def print_cell(index: int, total: int, cell: Cell, result: dict[str, Any]) -> None:
-    head = f"[{index + 1}/{total}] {cell.label:<30}"
+    counter = f"[{index + 1}/{total}]"
+    head = f"{counter:>{2 * len(str(total)) + 3}} {cell.label:<30}"
     if result["status"] != "ok":
         print(f"{head} FAILED: {result['error']}", flush=True)
         return
@@ -167,32 +178,39 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
     try:
+        args = parser().parse_args(argv)
+        logging.basicConfig(
+            level=logging.INFO if args.verbose else logging.WARNING,
+            format="%(levelname)s %(name)s: %(message)s",
+        )
+        logging.getLogger("pyroute2").setLevel(logging.WARNING)
         return COMMANDS[args.command](args)
-    except (UsageError, ScenarioError) as exc:
-        print(f"ipcbench: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("ipcbench: interrupted; what was measured is kept", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_SIGNAL_BASE + 2
     except Exception as exc:
-        from bench.results import ResultsError
-        from bench.run import Interrupted
+        return report_error(exc)
 
-        if isinstance(exc, ResultsError):
-            print(f"ipcbench: {exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        if isinstance(exc, Interrupted):
-            print(f"ipcbench: {exc}; what was measured is kept", file=sys.stderr)
-            return EXIT_INTERRUPTED
-        print(f"ipcbench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_CELL_FAILED if args.command == "run" else EXIT_BAD_INPUT
+
+def report_error(exc: Exception) -> int:
+    """One line for an expected error, with its exit status; a bug says it is one."""
+    from bench.results import ResultsError
+    from bench.run import Interrupted, OutError
+    from bench.scenario import ScenarioError
+
+    if isinstance(exc, Interrupted):
+        print(f"ipcbench: {exc}; what was measured is kept", file=sys.stderr)
+        return EXIT_SIGNAL_BASE + exc.signum
+    if isinstance(exc, UsageError | ScenarioError | ResultsError | OutError):
+        print(f"ipcbench: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    logging.getLogger(__name__).debug("internal error", exc_info=exc)
+    print(
+        f"ipcbench: internal error: {type(exc).__name__}: {exc} (run with -v for details)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -77,6 +77,31 @@ def _state_dir() -> Check:
     return ok, "state dir", "/run/ipcbench writable" if ok else "/run not writable"
 
 
+def _container() -> Check:
+    """The whole path: a real container on a lab network runs this project's Python."""
+    import sys
+    import time
+
+    from runtime import PROJECT_ROOT
+    from runtime.container import ContainerSpec
+    from runtime.local import LocalRuntime
+
+    if os.geteuid() != 0:
+        return False, "container", "not tried: needs root"
+    t0 = time.monotonic()
+    with LocalRuntime() as rt, rt.network() as net:
+        command = (sys.executable, "-c", "import bench, transports")
+        spec = ContainerSpec(name="doctor", command=command, cwd=str(PROJECT_ROOT))
+        with rt.container(spec, net) as c:
+            c.start()
+            code = c.wait(30)
+            logs = c.logs().strip().splitlines()
+    ms = (time.monotonic() - t0) * 1000
+    if code != 0:
+        return False, "container", f"exit {code}: {logs[-1] if logs else 'no output'}"
+    return True, "container", f"started one, ran this project's Python in it ({ms:.0f} ms)"
+
+
 CHECKS: list[Callable[[], Check]] = [
     _root,
     _kernel,
@@ -85,6 +110,7 @@ CHECKS: list[Callable[[], Check]] = [
     _pyroute2,
     _open_files,
     _state_dir,
+    _container,
 ]
 
 

@@ -26,7 +26,7 @@ HEADER_BYTES = _HEAD.size + _CRC.size
 MAGIC = 0x4950  # "IP"
 
 # Kinds of message.
-PING, WARMUP, DATA, CREDIT, END = 1, 2, 3, 4, 5
+PING, WARMUP, DATA, CREDIT, END, BYE = 1, 2, 3, 4, 5, 6
 
 _PATTERN_PERIOD = 256
 _MAX_VARIANTS = 256

@@ -8,6 +8,7 @@ crash) keeps what it measured; the report is rendered from whatever is there.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -18,15 +19,22 @@ from typing import Any
 from bench import hostinfo
 from bench.cell import run_cell
 from bench.report import render_report
-from bench.results import ResultsWriter
+from bench.results import RESULTS_FILE, ResultsWriter
 from bench.scenario import Cell, Scenario
+from runtime import PROJECT_ROOT
 from runtime.local import LocalRuntime
 
 log = logging.getLogger(__name__)
 
+DEFAULT_RESULTS = PROJECT_ROOT / "results"
+
 
 class Interrupted(Exception):
     """The run was stopped by a signal; what was measured is kept."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
 
 
 @contextmanager
@@ -34,7 +42,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     """Turn SIGTERM and SIGHUP into an exception so that every cleanup path runs."""
 
     def handler(signum: int, _frame: object) -> None:
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+        raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
@@ -44,17 +52,59 @@ def terminate_as_interrupt() -> Iterator[None]:
             signal.signal(s, h)
 
 
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
 def run_info(rt: LocalRuntime, scenario: Scenario) -> dict[str, Any]:
     return {
         "id": rt.run_id,
-        "start": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "start": now(),
         "end": None,
+        "interrupted": None,
+        "planned_cells": len(scenario.cells()),
         "runtime": rt.describe(),
         "host": hostinfo.host(rt.layout.describe()),
+        "host_load": {"start": list(os.getloadavg()), "end": None},
         "versions": hostinfo.versions(),
         "commit": hostinfo.commit(),
         "scenario": scenario.as_dict(),
     }
+
+
+class OutError(Exception):
+    """The output folder cannot be used; the message says why."""
+
+
+def check_out(out: Path | None) -> None:
+    """Refuse an unusable ``--out`` before anything starts."""
+    if out is None:
+        return
+    if str(out).strip() == "":
+        raise OutError("--out is empty: name a folder")
+    if out.exists() and not out.is_dir():
+        raise OutError(f"--out {out} exists and is not a folder")
+    if (out / RESULTS_FILE).exists():
+        raise OutError(f"--out {out} already holds a run: choose a new folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK) or not parent.is_dir():
+        raise OutError(f"cannot write to --out {out}")
+
+
+def claim_out(out: Path | None, run_id: str) -> Path:
+    """Create the run folder and claim it, so that a second run given it refuses."""
+    run_dir = out if out is not None else DEFAULT_RESULTS / run_id
+    check_out(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(run_dir / RESULTS_FILE, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        raise OutError(f"--out {run_dir} already holds a run: choose a new folder") from None
+    except OSError as exc:
+        raise OutError(f"cannot write to --out {run_dir}: {exc.strerror}") from None
+    return run_dir
 
 
 def run(
@@ -67,8 +117,7 @@ def run(
     """Measure every cell of ``scenario``; returns the run folder and the cells."""
     cells_done: list[dict[str, Any]] = []
     with terminate_as_interrupt(), LocalRuntime() as rt:
-        run_dir = out or Path("results") / rt.run_id
-        run_dir.mkdir(parents=True, exist_ok=True)
+        run_dir = claim_out(out, rt.run_id)
         info = run_info(rt, scenario)
         writer = ResultsWriter(run_dir, info)
         try:
@@ -89,8 +138,14 @@ def run(
                     cells_done.append(result)
                     if on_cell:
                         on_cell(index, cell, result)
+        except (Interrupted, KeyboardInterrupt) as exc:
+            reason = str(exc) if isinstance(exc, Interrupted) else "stopped by SIGINT"
+            writer.mark_interrupted(reason, now())
+            raise
+        else:
+            writer.finish(now())
         finally:
-            writer.finish(time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+            writer.update_run(host_load={**info["host_load"], "end": list(os.getloadavg())})
             if cells_done:
                 _render_quietly(run_dir)
     return run_dir, cells_done

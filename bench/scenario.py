@@ -29,6 +29,12 @@ CELL_OVERHEAD_S = 0.6
 PER_MESSAGE_S = {"latency": 60e-6, "throughput": 25e-6}
 
 
+WINDOW_BYTES = 4 << 20  # in-flight bytes at most in throughput mode
+MAX_WINDOW = 256  # in-flight messages at most
+MAX_MESSAGES = 10_000_000  # per cell: keeps a cell's samples in memory and its time bounded
+MAX_TIMEOUT_S = 600.0
+
+
 class ScenarioError(Exception):
     """The scenario is malformed; the message says where."""
 
@@ -41,6 +47,21 @@ class Cell:
     payload_bytes: int
     messages: int
     warmup: int
+
+    def __post_init__(self) -> None:
+        if self.mode == "throughput":  # whole credit batches, so the warm-up drains exactly
+            batch = self.credit_every
+            object.__setattr__(self, "warmup", -(-self.warmup // batch) * batch)
+
+    @property
+    def window(self) -> int:
+        """Messages in flight at most in throughput mode (flow control, recorded)."""
+        return max(4, min(MAX_WINDOW, WINDOW_BYTES // self.payload_bytes))
+
+    @property
+    def credit_every(self) -> int:
+        """The receiver returns a credit after this many messages: a quarter window."""
+        return max(1, self.window // 4)
 
     @property
     def label(self) -> str:
@@ -80,22 +101,29 @@ class Scenario:
         return d
 
 
+_SIZE = re.compile(r"\s*([0-9]+)\s*(?:([km])(?:i?b)?|b)?\s*", re.IGNORECASE | re.ASCII)
+
+
 def parse_size(text: str | int) -> int:
-    """``64``, ``1K``/``1KiB`` (1024), ``64k``, ``1M``/``1MiB``."""
+    """Bytes: ``64``, ``64B``, ``1K``/``1KB``/``1KiB`` (1024), ``1M``/``1MiB`` (binary units)."""
     if isinstance(text, int) and not isinstance(text, bool):
         size = text
     else:
-        m = re.fullmatch(r"\s*(\d+)\s*([kKmM]?)(?:i?B)?\s*", str(text))
+        m = _SIZE.fullmatch(str(text))
         if not m:
             raise ScenarioError(f"malformed size {text!r}: use bytes, e.g. 64, 1K, 64KiB, 1M")
-        size = int(m.group(1)) * {"": 1, "k": 1024, "m": 1 << 20}[m.group(2).lower()]
+        size = (
+            int(m.group(1)) * {None: 1, "k": 1024, "m": 1 << 20}[(m.group(2) or "").lower() or None]
+        )
     if size < 1:
         raise ScenarioError(f"size {text!r} must be at least 1 byte")
     return size
 
 
 def parse_transport(text: str) -> tuple[str, str | None]:
-    name, _, variant = text.partition(":")
+    name, colon, variant = text.partition(":")
+    if colon and not variant:
+        raise ScenarioError(f"transport {text!r}: a variant must follow the colon")
     if name not in transports.names():
         known = ", ".join(transports.names())
         raise ScenarioError(f"unknown transport {name!r} (known: {known})")
@@ -128,6 +156,9 @@ def build(
 ) -> Scenario:
     """The effective scenario: the file's settings, overridden by the command line."""
     data = load_toml(file) if file else {}
+    for key in ("transports", "sizes", "modes"):
+        if key in data and data[key] == []:
+            raise ScenarioError(f"scenario: {key!r} is empty; leave it out to mean all")
     chosen_transports = transports_ or _list(data, "transports", str)
     chosen_modes = modes or _list(data, "modes", str) or list(MODES)
     for mode in chosen_modes:
@@ -142,13 +173,13 @@ def build(
         sizes=tuple(dict.fromkeys(parse_size(s) for s in raw_sizes)),
         modes=tuple(dict.fromkeys(chosen_modes)),
         messages=messages if messages is not None else _int(data, "messages"),
-        warmup=_int(data, "warmup", minimum=0),
-        op_timeout_s=float(data.get("op_timeout_s", 5.0)),
+        warmup=_int(data, "warmup", minimum=0, maximum=MAX_MESSAGES),
+        op_timeout_s=_timeout(data),
         quick=quick or bool(data.get("quick", False)),
         options=_options(data),
     )
-    if scenario.messages is not None and scenario.messages < 1:
-        raise ScenarioError("messages must be at least 1")
+    if scenario.messages is not None and not 1 <= scenario.messages <= MAX_MESSAGES:
+        raise ScenarioError(f"messages must be between 1 and {MAX_MESSAGES:,}")
     _check_payload_limits(scenario)
     return scenario
 
@@ -176,9 +207,11 @@ KNOWN_KEYS = {
 
 def load_toml(path: Path) -> dict[str, Any]:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError:
+        raise ScenarioError(f"malformed scenario {path}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"malformed scenario {path}: {exc}") from exc
     unknown = set(data) - KNOWN_KEYS
@@ -194,13 +227,25 @@ def _list(data: dict[str, Any], key: str, kind: type) -> list[Any]:
     return value
 
 
-def _int(data: dict[str, Any], key: str, minimum: int = 1) -> int | None:
+def _int(
+    data: dict[str, Any], key: str, minimum: int = 1, maximum: int = MAX_MESSAGES
+) -> int | None:
     value = data.get(key)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ScenarioError(f"scenario: {key!r} must be an integer >= {minimum}")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ScenarioError(f"scenario: {key!r} must be an integer from {minimum} to {maximum:,}")
     return value
+
+
+def _timeout(data: dict[str, Any]) -> float:
+    value = data.get("op_timeout_s", 5.0)
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not 0.01 <= value <= MAX_TIMEOUT_S:  # NaN fails the comparison too
+        raise ScenarioError(
+            f"scenario: 'op_timeout_s' must be seconds from 0.01 to {MAX_TIMEOUT_S}"
+        )
+    return float(value)
 
 
 def _options(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -210,8 +255,24 @@ def _options(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for name, table in options.items():
         if name not in transports.names() or not isinstance(table, dict):
             raise ScenarioError(f"scenario: options for unknown transport {name!r}")
-        fields = {f.name for f in dataclasses.fields(transports.get(name).options_type)}
+        defaults = transports.get(name).options_type()
+        fields = {f.name for f in dataclasses.fields(defaults)}
         unknown = set(table) - fields
         if unknown:
             raise ScenarioError(f"scenario: {name} has no option {', '.join(sorted(unknown))}")
+        for key, value in table.items():
+            _check_option(name, key, value, getattr(defaults, key))
     return options
+
+
+def _check_option(transport: str, key: str, value: Any, default: Any) -> None:
+    """An option takes the type of its default; numbers may not be negative."""
+    kind = type(default)
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ScenarioError(
+            f"scenario: option {transport}.{key} must be {kind.__name__}, found {value!r}"
+        )
+    if isinstance(value, int | float) and not isinstance(value, bool) and not 0 <= value < 2**31:
+        raise ScenarioError(f"scenario: option {transport}.{key} must be from 0 to 2^31-1")

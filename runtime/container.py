@@ -14,12 +14,13 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
-from runtime import init_command
+from runtime import PROJECT_ROOT, init_command
 from runtime.cgroups import Cgroup
 from runtime.lines import LineReader
 
@@ -36,6 +37,29 @@ DEFAULT_ENV = {
     "LANG": "C.UTF-8",
     "PYTHONDONTWRITEBYTECODE": "1",
 }
+
+
+# Top-level host directories a container gets fresh, private copies of.
+PRIVATE_TOP = ("/tmp", "/run", "/dev", "/proc", "/sys")
+
+
+def software_volumes() -> list[Volume]:
+    """Read-only binds of this project and its interpreter when they live under a private top.
+
+    A container sees the host's directories read-only, except /tmp, /run, ...
+    which it gets fresh. A checkout or virtualenv under /tmp would vanish
+    inside, so it is bound back at the same path, read-only.
+    """
+    wanted = {
+        PROJECT_ROOT,
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(os.path.realpath(sys.executable)).parent,
+    }
+    under = [p for p in wanted if any(p.is_relative_to(top) for top in PRIVATE_TOP)]
+    # The outermost paths suffice: a bind of /tmp/x covers /tmp/x/.venv.
+    outer = [p for p in under if not any(p != q and p.is_relative_to(q) for q in under)]
+    return [Volume(str(p), str(p), readonly=True) for p in sorted(outer)]
 
 
 class ContainerError(Exception):
@@ -125,7 +149,7 @@ class Container:
             "env": {**DEFAULT_ENV, **spec.env},
             "cwd": spec.cwd,
             "cgroup_procs": self.cgroup.procs_files if self.cgroup else [],
-            "volumes": [vars(v) for v in spec.volumes],
+            "volumes": [vars(v) for v in (*software_volumes(), *spec.volumes)],
             "files": self._files(),
         }
         os.write(self._control_fd, (json.dumps(init_spec) + "\n").encode())
@@ -187,6 +211,10 @@ class Container:
         assert self.shim is not None
         self.exit_code = self.shim.wait(timeout)
         return self.exit_code
+
+    def shim_status(self) -> int | None:
+        """The exit status if the container has ended, else None (never blocks)."""
+        return self.shim.poll() if self.shim is not None else None
 
     def running(self) -> bool:
         return self.shim is not None and self.shim.poll() is None

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 
 from runtime.cgroups import PREFIX, Cgroup, Layout
@@ -49,12 +50,20 @@ def stale_cgroup_runs(layout: Layout, live: set[str]) -> dict[str, list[Path]]:
     return found
 
 
+STAGING_PREFIX = ".staging-"
+STAGING_GRACE_S = 60.0  # a state dir being assembled is left alone this long
+
+
 def sweep(state_root: Path, layout: Layout) -> list[str]:
     """Remove the leftovers of every dead run; returns what was removed."""
     removed: list[str] = []
     live: set[str] = set()
     if state_root.is_dir():
         for state_dir in sorted(state_root.iterdir()):
+            if state_dir.name.startswith(STAGING_PREFIX):
+                if time.time() - state_dir.stat().st_mtime > STAGING_GRACE_S:
+                    shutil.rmtree(state_dir, ignore_errors=True)
+                continue
             if run_is_alive(state_dir):
                 live.add(state_dir.name)
                 continue

@@ -183,9 +183,12 @@ def _reap(workload: int) -> int | None:
 def holder() -> int:
     """Hold a fresh network namespace (the lab's) until stdin reaches EOF."""
     sc.unshare(sc.CLONE_NEWNET)
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
-    sys.stdin.buffer.read()
+    try:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        sys.stdin.buffer.read()
+    except (BrokenPipeError, KeyboardInterrupt):
+        pass  # the harness is gone: so is the lab
     return 0
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Self
@@ -44,9 +45,13 @@ class LocalRuntime:
 
     def __enter__(self) -> Self:
         gc.sweep(self.state_root, self.layout)
-        self.state_dir.mkdir(parents=True)
+        # The state dir appears whole, owner.json included, by one rename: a
+        # concurrent run's sweep must never see it without its owner.
+        self.state_root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=gc.STAGING_PREFIX, dir=self.state_root))
         owner = {"pid": os.getpid(), "start_ticks": gc.process_start_ticks(os.getpid())}
-        (self.state_dir / "owner.json").write_text(json.dumps(owner))
+        (staging / "owner.json").write_text(json.dumps(owner))
+        staging.rename(self.state_dir)
         return self
 
     def __exit__(self, *exc: object) -> None:

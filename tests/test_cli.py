@@ -30,7 +30,11 @@ def ipcbench(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str
         (["--size", "12parsecs"], "malformed size '12parsecs'"),
         (["--size", "0"], "must be at least 1 byte"),
         (["--size", "64M"], "larger than tcp carries"),
-        (["--messages", "0"], "messages must be at least 1"),
+        (["--messages", "0"], "messages must be between 1 and"),
+        (["--messages", "100000000000000000000"], "messages must be between 1 and"),
+        (["--size", "1.5K"], "malformed size '1.5K'"),
+        (["--size", "\u0661\u0662"], "malformed size"),
+        (["--transport", "uds:"], "a variant must follow the colon"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(args: list[str], expected: str) -> None:
@@ -50,6 +54,14 @@ def test_bad_input_is_one_line_and_status_2(args: list[str], expected: str) -> N
         ("sizes = 64", "'sizes' must be a list"),
         ("modes = ['sideways']", "unknown mode 'sideways'"),
         ("[options.tcp]\nwarp = 9", "tcp has no option warp"),
+        ("[options.tcp]\nsndbuf = 'big'", "option tcp.sndbuf must be int"),
+        ("[options.tcp]\nsndbuf = -1", "option tcp.sndbuf must be from 0"),
+        ("op_timeout_s = nan", "'op_timeout_s' must be seconds"),
+        ("op_timeout_s = 0", "'op_timeout_s' must be seconds"),
+        ("op_timeout_s = '5'", "'op_timeout_s' must be seconds"),
+        ("sizes = []", "'sizes' is empty"),
+        ("transports = []", "'transports' is empty"),
+        ("warmup = 1000000000", "'warmup' must be an integer from 0"),
     ],
 )
 def test_malformed_scenario_file(tmp_path: Path, text: str, expected: str) -> None:
@@ -58,6 +70,37 @@ def test_malformed_scenario_file(tmp_path: Path, text: str, expected: str) -> No
     proc = ipcbench("run", str(scenario))
     assert proc.returncode == 2
     assert expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_binary_scenario_file(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.toml"
+    scenario.write_bytes(b"\xff\xfe\x00binary")
+    proc = ipcbench("run", str(scenario))
+    assert proc.returncode == 2 and "not UTF-8 text" in proc.stderr
+
+
+@pytest.mark.parametrize("size", ["64", "64B", "1k", "1KB", "1KiB", "1kib", "1M"])
+def test_size_spellings(size: str) -> None:
+    proc = ipcbench("list", "--transport", "tcp", "--mode", "latency", "--size", size)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.needs_root
+def test_unusable_out_folders(tmp_path: Path) -> None:
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "results.json").write_text("{}")
+    for out, expected in [
+        (a_file, "is not a folder"),
+        (a_file / "sub", "cannot write"),
+        (taken, "already holds a run"),
+        ("", "--out is empty"),
+    ]:
+        proc = ipcbench("run", "--quick", "--out", str(out))
+        assert proc.returncode == 2, (out, proc.stderr)
+        assert expected in proc.stderr and "cells" not in proc.stdout
 
 
 def test_missing_scenario_file() -> None:

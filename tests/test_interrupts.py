@@ -75,10 +75,13 @@ def test_signal_mid_run_keeps_results_and_cleans_up(tmp_path: Path, signum: int)
     wait_for_cells(out, 1)
     os.killpg(proc.pid, signum)  # as Ctrl-C does: the whole process group
     _, err = proc.communicate(timeout=30)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
     assert "what was measured is kept" in err and "Traceback" not in err
     results = json.loads((out / "results.json").read_text())
     assert results["cells"] and all(c["status"] == "ok" for c in results["cells"][:1])
+    assert results["run"]["end"] is None, "an interrupted run has no end"
+    assert results["run"]["interrupted"]["reason"].startswith("stopped by SIG")
+    assert results["run"]["planned_cells"] == 4
     assert (out / "report.md").exists()
     assert not leftovers(), leftovers()
 

@@ -131,3 +131,17 @@ def test_stop_terminates_a_hung_workload(rt: LocalRuntime) -> None:
         code = c.stop(grace=0.2)
         assert code is not None and code != 0
         assert not c.cgroup.pids() if c.cgroup else True
+
+
+def test_a_checkout_under_tmp_is_visible_inside(
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # The container's /tmp is private: a checkout there must be bound back in, read-only.
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    (checkout / "marker").write_text("here")
+    monkeypatch.setattr("runtime.container.PROJECT_ROOT", checkout)
+    code = f"print(open('{checkout}/marker').read()); open('{checkout}/x', 'w')"
+    status, out = run_python(rt, "tmpcheckout", code)
+    assert "here" in out
+    assert "Read-only file system" in out and status != 0
