@@ -4,7 +4,7 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed-stamp
 ARGS    ?=
-DEBS    := iproute2 util-linux git
+DEBS    := iproute2 util-linux git mosquitto
 
 .PHONY: setup bench test lint gc clean
 

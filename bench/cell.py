@@ -21,6 +21,7 @@ from typing import Any
 import transports
 from bench.protocol import HEADER_BYTES
 from bench.scenario import Cell
+from bench.services import Service, ServiceError
 from runtime import PROJECT_ROOT
 from runtime.container import Container, ContainerError, ContainerSpec, Volume
 from runtime.lines import LineReader
@@ -68,6 +69,7 @@ def agent_spec(
         "connect_timeout": 10.0,
         "endpoint": {"host": "server", "port": SERVER_PORT, "shared_dir": SHARED_DIR},
         "faults": faults if role == "client" else None,
+        "lossy": not transports.get(cell.transport).delivers(cell.variant),
     }
 
 
@@ -115,25 +117,35 @@ def run_cell(
     options: dict[str, Any],
     faults: dict[str, list[int]] | None = None,
     logs_dir: Path | None = None,
+    services: dict[str, Service] | None = None,
 ) -> dict[str, Any]:
-    """Measure ``cell``; always returns a results cell (status ok or failed)."""
+    """Measure ``cell``; always returns a results cell (status ok or failed).
+
+    ``services`` are the run's service containers; those the cell's transport
+    needs are (re)started if they died, reset, and sampled for CPU.
+    """
     started = time.time()
     t0 = time.monotonic_ns()
     result = base_cell(cell)
     result["started"] = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started))
     volume = rt.volume(f"cell{index}")
-    specs = {
-        role: agent_spec(cell, role, op_timeout=op_timeout, options=options, faults=faults)
-        for role in ("server", "client")
-    }
+    needed = {n: (services or {})[n] for n in transports.get(cell.transport).services}
     containers: dict[str, Container] = {}
     try:
-        outcome = _exchange(rt, net, cell, specs, volume, containers)
+        addresses = {name: service.ensure(index) for name, service in needed.items()}
+        specs = {
+            role: agent_spec(cell, role, op_timeout=op_timeout, options=options, faults=faults)
+            for role in ("server", "client")
+        }
+        for spec in specs.values():
+            spec["endpoint"]["services"] = addresses
+        samplers = {s.role: s for s in needed.values()}
+        outcome = _exchange(rt, net, cell, specs, volume, containers, samplers)
         result.update(outcome)
         problems = integrity_problems(cell, result["messages"])
         if problems:
             raise CellFailure("integrity: " + ", ".join(problems))
-    except (CellFailure, ContainerError) as exc:
+    except (CellFailure, ContainerError, ServiceError) as exc:
         result.update(status="failed", error=str(exc) + _log_tail(containers))
     finally:
         for c in containers.values():
@@ -169,6 +181,7 @@ def _exchange(
     specs: dict[str, dict[str, Any]],
     volume: Path,
     containers: dict[str, Container],
+    samplers: dict[str, Service],
 ) -> dict[str, Any]:
     deadline = time.monotonic() + cell_timeout(cell)
     for role in ("server", "client"):
@@ -184,7 +197,8 @@ def _exchange(
     while not client_result:
         event = client_events.next(deadline)
         if event["event"] == "mark":
-            cpu[event["name"]] = {r: c.cpu_ns() for r, c in containers.items()}
+            meters: dict[str, Container | Service] = {**containers, **samplers}
+            cpu[event["name"]] = {role: m.cpu_ns() for role, m in meters.items()}
             _send_go(containers["client"])
         elif event["event"] == "result":
             client_result = event
@@ -237,13 +251,13 @@ def combine(
             }
     out["cpu_us_per_msg"] = {
         role: round((cpu["end"][role] - cpu["start"][role]) / 1e3 / counted, 3)
-        for role in ("client", "server")
+        for role in cpu["end"]
     }
     return out
 
 
 def integrity_problems(cell: Cell, messages: dict[str, int] | None) -> list[str]:
-    if not messages or not transports.get(cell.transport).guarantees_delivery:
+    if not messages or not transports.get(cell.transport).delivers(cell.variant):
         return []
     return [
         f"{messages[k]} {k}" for k in ("lost", "duplicated", "reordered", "corrupt") if messages[k]

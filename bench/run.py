@@ -21,6 +21,7 @@ from bench.cell import run_cell
 from bench.report import render_report
 from bench.results import RESULTS_FILE, ResultsWriter
 from bench.scenario import Cell, Scenario
+from bench.services.set import ServiceSet, needed_services
 from runtime import PROJECT_ROOT
 from runtime.local import LocalRuntime
 
@@ -121,8 +122,11 @@ def run(
         info = run_info(rt, scenario)
         writer = ResultsWriter(run_dir, info)
         try:
-            with rt.network() as net:
-                writer.update_run(runtime={**info["runtime"], "network": net.settings()})
+            with rt.network() as net, ServiceSet(rt, net, needed_services(scenario)) as services:
+                writer.update_run(
+                    runtime={**info["runtime"], "network": net.settings()},
+                    services=services.settings(),
+                )
                 for index, cell in enumerate(scenario.cells()):
                     result = run_cell(
                         rt,
@@ -133,6 +137,7 @@ def run(
                         options=scenario.options.get(cell.transport, {}),
                         faults=faults,
                         logs_dir=run_dir / "logs",
+                        services=services.started,
                     )
                     writer.add_cell(result)
                     cells_done.append(result)

@@ -56,7 +56,8 @@ class Cell:
     @property
     def window(self) -> int:
         """Messages in flight at most in throughput mode (flow control, recorded)."""
-        return max(4, min(MAX_WINDOW, WINDOW_BYTES // self.payload_bytes))
+        fixed = transports.get(self.transport).stream_window
+        return fixed or max(4, min(MAX_WINDOW, WINDOW_BYTES // self.payload_bytes))
 
     @property
     def credit_every(self) -> int:

@@ -85,6 +85,7 @@ class ContainerSpec:
     env: dict[str, str] = field(default_factory=dict)
     volumes: tuple[Volume, ...] = ()
     cwd: str = "/"
+    user: tuple[int, int] | None = None  # (uid, gid) the workload runs as; None: root
     stdin_pipe: bool = False  # keep a pipe to the workload's stdin
     stdout_pipe: bool = False  # read the workload's stdout from a pipe (else: a log file)
 
@@ -148,6 +149,7 @@ class Container:
             "command": list(spec.command),
             "env": {**DEFAULT_ENV, **spec.env},
             "cwd": spec.cwd,
+            "user": list(spec.user) if spec.user else None,
             "cgroup_procs": self.cgroup.procs_files if self.cgroup else [],
             "volumes": [vars(v) for v in (*software_volumes(), *spec.volumes)],
             "files": self._files(),

@@ -116,6 +116,11 @@ def _start_workload(spec: dict[str, Any], events: int) -> int:
         os.close(err_r)
         try:
             os.setsid()
+            if spec.get("user"):
+                uid, gid = spec["user"]
+                os.setgroups([])
+                os.setgid(gid)
+                os.setuid(uid)
             os.chdir(spec["cwd"])
             # The workload gets stdio only, never the control or event pipes.
             os.closerange(3, err_w)

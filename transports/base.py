@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Self
 
 
@@ -61,6 +61,10 @@ class Endpoint:
     host: str
     port: int
     shared_dir: str
+    #: Addresses of the services a transport needs, by service name, e.g.
+    #: ``{"mqtt": "broker:1883", "postgres": "host=db port=5432 dbname=cell3 user=bench"}``.
+    #: A service is reset between cells (a fresh database, topic prefix, ...).
+    services: dict[str, str] = field(default_factory=dict)
 
 
 class Channel(ABC):
@@ -127,6 +131,16 @@ class Transport(ABC):
     #: does, a lost, duplicated, reordered or corrupt message fails the cell;
     #: where it does not (e.g. MQTT QoS 0), loss is a measured result.
     guarantees_delivery: ClassVar[bool] = True
+    #: Services this transport needs, by name in ``bench.services`` (e.g. ``("mqtt",)``).
+    services: ClassVar[tuple[str, ...]] = ()
+    #: In throughput mode, the most messages in flight; ``None`` lets the benchmark
+    #: choose. A request/response transport (HTTP) sets 1: each response is the credit.
+    stream_window: ClassVar[int | None] = None
+
+    @classmethod
+    def delivers(cls, variant: str | None) -> bool:
+        """Whether ``variant`` promises delivery once and in order (override per variant)."""
+        return cls.guarantees_delivery
 
     def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
         if variant not in (self.variants or (None,)):
