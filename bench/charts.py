@@ -17,7 +17,7 @@ from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FuncFormatter, NullFormatter
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 DPI = 110
 FAILED: dict[str, Any] = {"color": "crimson", "marker": "x", "markersize": 8, "markeredgewidth": 2,
@@ -44,24 +44,50 @@ def _plain(value: float, _pos: object = None) -> str:
     return f"{value:,.0f}" if value >= 1 else f"{value:g}"
 
 
-def _two_and_five(value: float, _pos: object = None) -> str:
-    """Label the 2x and 5x minor ticks, so a narrow log axis still has numbers on it."""
-    if value <= 0:
-        return ""
-    leading = round(value / 10 ** math.floor(math.log10(value)))
-    return _plain(value) if leading in (2, 5) else ""
+# Room beyond the extreme values, as a factor on the log axis, so that no marker
+# sits on the frame; past it the axis runs on to the next labelled tick.
+PAD = 1.1
+MIN_TICKS = 3
+# Over a range wider than this many decades 1-2-5 ticks would crowd: decades only.
+DECADES_ONLY_ABOVE = 2.5
+
+
+def log_ticks(low: float, high: float) -> tuple[float, float, list[float]]:
+    """Limits and labelled ticks of a log axis showing values from ``low`` to ``high`` (> 0).
+
+    The limits are ticks themselves, so both ends of the axis carry a number,
+    and there are at least :data:`MIN_TICKS` of them: a narrow range (50-400
+    µs, say) gets 1-2-5 ticks (20, 50, 100, 200, 500), a wide one decades.
+    """
+    low, high = low / PAD, high * PAD
+    steps = (1,) if math.log10(high / low) > DECADES_ONLY_ABOVE else (1, 2, 5)
+    first, last = math.floor(math.log10(low)) - 2, math.ceil(math.log10(high)) + 2
+    ladder = [m * 10.0**e for e in range(first, last + 1) for m in steps]
+    # The tolerance keeps 10.0**-1 * 5 and its like from missing by a rounding error.
+    bottom = max(i for i, t in enumerate(ladder) if t <= low * (1 + 1e-9))
+    top = min(i for i, t in enumerate(ladder) if t >= high * (1 - 1e-9))
+    upwards = True
+    while top - bottom + 1 < MIN_TICKS:  # widen by turns, upwards first
+        top, bottom = (top + 1, bottom) if upwards else (top, bottom - 1)
+        upwards = not upwards
+    ticks = ladder[bottom : top + 1]
+    return ticks[0], ticks[-1], ticks
 
 
 def _log_axis(ax: Axes, values: Sequence[float]) -> None:
     ax.set_yscale("log")
     ax.yaxis.set_major_formatter(FuncFormatter(_plain))
-    # Over more than two decades the major ticks suffice and minor labels would crowd.
-    narrow = bool(values) and max(values) / min(values) < 100
-    ax.yaxis.set_minor_formatter(FuncFormatter(_two_and_five) if narrow else NullFormatter())
-    ax.tick_params(axis="y", which="minor", labelsize=8)
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    if not values:
+        return
+    bottom, top, ticks = log_ticks(min(values), max(values))
+    ax.set_ylim(bottom, top)
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    # Unlabelled minor ticks at 2..9 draw the fine grid; any on a major tick are dropped.
+    ax.yaxis.set_minor_locator(LogLocator(subs=tuple(range(2, 10))))
 
 
-def _grouped_points(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> None:
+def grouped_points(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> None:
     """One marker per value, grouped by size, on a log axis.
 
     Points, not bars: a bar on a log axis starts at an arbitrary floor, so its
@@ -110,7 +136,7 @@ def latency_chart(
     """A point at the median round trip with a whisker up to p99, per transport and size."""
     fig = Figure(figsize=(9, 5), layout="constrained")
     ax = fig.add_subplot()
-    _grouped_points(ax, sizes, series)
+    grouped_points(ax, sizes, series)
     ax.set_ylabel("round-trip time (µs, log scale)")
     ax.set_title(title)
     whisker = Line2D([], [], color="black", marker="o", markersize=6, linestyle="-",
@@ -132,10 +158,10 @@ def throughput_chart(
     """Two panels, messages per second and MB/s, per transport and size."""
     fig = Figure(figsize=(12, 5), layout="constrained")
     left, right = fig.subplots(1, 2)
-    _grouped_points(left, sizes, msgs)
+    grouped_points(left, sizes, msgs)
     left.set_ylabel("messages per second (log scale)")
     left.set_title("messages per second")
-    _grouped_points(right, sizes, mbytes)
+    grouped_points(right, sizes, mbytes)
     right.set_ylabel("MB/s (MB = 10⁶ bytes, log scale)")
     right.set_title("bytes per second")
     handles, _ = left.get_legend_handles_labels()

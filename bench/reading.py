@@ -1,7 +1,9 @@
 """Reading a run's cells: arranged by transport and size, formatted, and put into words.
 
 The plain reading compares transports *within one run* (ratios of numbers
-measured side by side on one host); it never states absolute truths.
+measured side by side on one host); it never states absolute truths, and it
+names no winner between figures within 10% of each other (see
+:mod:`bench.wording`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from bench.wording import Wording, compare, plural
 
 Cell = dict[str, Any]
 MODES = ("latency", "throughput")
@@ -88,25 +92,40 @@ class Grid:
         return ranked[::-1] if highest_first else ranked
 
 
-def _times(value: float, base: float) -> str:
-    return f"{value / base:.3g}×" if base > 0 else "n/a×"
+def _us(value: float) -> str:
+    return f"{fmt3(value)} µs"
 
 
-Say = Callable[[str, float], str]
+def _mb(value: float) -> str:
+    return fmt3(value / 1e6)
 
 
-def _versus(ranked: Sequence[tuple[float, str]], say: Say, last: str) -> str:
-    """The runner-up and the last against the leader; a long field's middle is left to the table.
+LATENCY = Wording(
+    lead=lambda r, v: f"{r} has the fastest median round trip ({_us(v)})",
+    what="median round trip",
+    number=fmt3,
+    unit="µs",
+    say=lambda x, v: f"takes {x} as long ({_us(v)})",
+    last="slowest",
+)
+CPU = Wording(
+    lead=lambda r, v: f"CPU time per message (client + server) is lowest for {r} ({_us(v)})",
+    what="CPU time per message, client + server",
+    number=fmt3,
+    unit="µs",
+    say=lambda x, v: f"uses {x} as much ({_us(v)})",
+    last="highest",
+)
 
-    ``say(ratio, value)`` words one comparison, e.g. "takes 1.6× as long (37.0 µs)".
-    """
-    best = ranked[0][0]
-    (v1, r1), (vn, rn) = ranked[1], ranked[-1]
-    if len(ranked) == 2:
-        return f"{r1} {say(_times(v1, best), v1)}"
-    return (
-        f"the next, {r1}, {say(_times(v1, best), v1)}; "
-        f"the {last} of {len(ranked)}, {rn}, {say(_times(vn, best), vn)}"
+
+def _throughput_wording(head: str) -> Wording:
+    return Wording(
+        lead=lambda r, _v: f"{r} has the highest throughput ({head})",
+        what="throughput",
+        number=_mb,
+        unit="MB/s",
+        say=lambda x, v: f"reaches {x} of it ({_mb(v)} MB/s)",
+        last="lowest",
     )
 
 
@@ -117,18 +136,16 @@ def _latency_lines(grid: Grid) -> list[str]:
         at = f"At {fmt_size(size)}"
         if len(ranked) == 1:
             lines.append(f"{at}, only {ranked[0][1]} has a latency result: median round trip "
-                         f"{fmt3(ranked[0][0])} µs.")  # fmt: skip
+                         f"{_us(ranked[0][0])}.")  # fmt: skip
         elif ranked:
-            versus = _versus(ranked, lambda x, v: f"takes {x} as long ({fmt3(v)} µs)", "slowest")
-            lines.append(f"{at}, {ranked[0][1]} has the fastest median round trip "
-                         f"({fmt3(ranked[0][0])} µs); {versus}.")  # fmt: skip
+            lines.append(f"{at}, {compare(ranked, LATENCY)}.")
     tails = [(m["p99"] / m["p50"], r, s, m) for (r, s) in grid.cells
              if (m := grid.metric(r, s)) is not None and m["p50"] > 0]  # fmt: skip
     if tails:
         ratio, r, s, m = max(tails, key=lambda t: t[0])
         lines.append(
             f"The widest tail relative to its median is {r} at {fmt_size(s)}: p99 is "
-            f"{ratio:.3g}× p50 ({fmt3(m['p99'])} µs vs {fmt3(m['p50'])} µs)."
+            f"{ratio:.3g}× p50 ({_us(m['p99'])} vs {_us(m['p50'])})."
         )
     return lines
 
@@ -141,13 +158,12 @@ def _throughput_lines(grid: Grid) -> list[str]:
         if not ranked:
             continue
         best, who, top = ranked[0]
-        head = f"{fmt3(best / 1e6)} MB/s, {fmt3(top['msgs_per_s'])} msg/s"
+        head = f"{_mb(best)} MB/s, {fmt3(top['msgs_per_s'])} msg/s"
         if len(ranked) == 1:
             lines.append(f"At {fmt_size(size)}, only {who} has a throughput result: {head}.")
             continue
-        pairs = [(v, r) for v, r, _ in ranked]
-        versus = _versus(pairs, lambda x, v: f"reaches {x} of it ({fmt3(v / 1e6)} MB/s)", "lowest")
-        lines.append(f"At {fmt_size(size)}, {who} has the highest throughput ({head}); {versus}.")
+        wording = _throughput_wording(head)
+        lines.append(f"At {fmt_size(size)}, {compare([(v, r) for v, r, _ in ranked], wording)}.")
     return lines
 
 
@@ -157,18 +173,26 @@ def _cpu_line(grid: Grid) -> list[str]:
         found = [(cpu, r) for r in grid.rows if (cpu := grid.cpu_total(r, size)) is not None]
         if len(found) >= 2:
             ranked = sorted(found, key=lambda t: t[0])
-            versus = _versus(ranked, lambda x, v: f"uses {x} as much ({fmt3(v)} µs)", "highest")
-            return [
-                f"In {grid.mode} mode at {fmt_size(size)}, CPU time per message (client + server) "
-                f"is lowest for {ranked[0][1]} ({fmt3(ranked[0][0])} µs); {versus}."
-            ]
+            return [f"In {grid.mode} mode at {fmt_size(size)}, {compare(ranked, CPU)}."]
     return []
 
 
-def plain_reading(grids: Mapping[str, Grid], cells: Sequence[Cell]) -> list[str]:
-    """Markdown bullet lines saying what this run's numbers show, relative to each other."""
+def plain_reading(
+    grids: Mapping[str, Grid], cells: Sequence[Cell], *, host_warning: str | None = None
+) -> list[str]:
+    """Markdown bullet lines saying what this run's numbers show, relative to each other.
+
+    ``host_warning``, if given, comes first: it says why absolute figures
+    of this run are not to be trusted (a busy host, say).
+    """
     lat, tput = grids["latency"], grids["throughput"]
-    lines = [*_latency_lines(lat), *_throughput_lines(tput), *_cpu_line(lat), *_cpu_line(tput)]
+    lines = [
+        *([host_warning] if host_warning else []),
+        *_latency_lines(lat),
+        *_throughput_lines(tput),
+        *_cpu_line(lat),
+        *_cpu_line(tput),
+    ]
     ok_rows = {row_label(c) for g in (lat, tput) for c in g.ok_cells()}
     if not ok_rows:
         lines.append("No cell succeeded, so there is nothing to compare; see Failed cells.")
@@ -176,14 +200,13 @@ def plain_reading(grids: Mapping[str, Grid], cells: Sequence[Cell]) -> list[str]
         lines.append(f"Only {ok_rows.pop()} has results, so this run compares no transports.")
     failed = sum(c["status"] == "failed" for c in cells)
     if failed:
-        cells_word = "cell" if failed == 1 else "cells"
         lines.append(
-            f"{failed} {cells_word} failed (see Failed cells); the comparisons use only cells "
+            f"{plural(failed, 'cell')} failed (see Failed cells); the comparisons use only cells "
             "that succeeded."
         )
     if len(ok_rows) > 1:
         lines.append(
-            "These ratios describe this run on this host; repeat the run before relying on "
-            "small differences."
+            "These ratios describe this run on this host; gaps under 10% are called ties, "
+            "since noise alone moves figures that much. Repeat the run before relying on them."
         )
     return [f"- {line}" for line in lines]

@@ -11,9 +11,10 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench import charts
+from bench import charts, report_header
 from bench.reading import MODES, Cell, Grid, fmt3, fmt_size, plain_reading, row_label
 from bench.results import load_results, write_atomic, write_csv
+from bench.wording import plural
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -55,7 +56,7 @@ def _cpu_table(grid: Grid) -> list[str]:
 def _samples_phrase(grid: Grid) -> str:
     counts = sorted(c["latency_us"]["count"] for c in grid.ok_cells())
     if counts[0] == counts[-1]:
-        return f"each cell holds {counts[0]:,} samples"
+        return f"each cell holds {plural(counts[0], 'sample')}"
     return f"cells hold {counts[0]:,} to {counts[-1]:,} samples"
 
 
@@ -100,17 +101,28 @@ ERROR_CHARS = 400
 
 
 def _integrity_section(cells: Sequence[Cell]) -> list[str]:
-    bad = [c for c in cells if any((c["messages"] or {}).get(k) for k in INTEGRITY)]
+    """Integrity of the cells that counted messages; a cell that did not says nothing."""
     out = ["## Integrity", ""]
+    counted = [c for c in cells if c["messages"] is not None]
+    if not counted:
+        return [*out, "No cell counted messages, so there is nothing to say about integrity.", ""]
+    bad = [c for c in counted if any(c["messages"].get(k) for k in INTEGRITY)]
     if not bad:
-        return [*out, "No cell lost, duplicated, reordered or corrupted a message.", ""]
-    header = ["transport", "mode", "payload", "status", "sent", "received", *INTEGRITY]
+        uncounted = len(cells) - len(counted)
+        others = f"; {plural(uncounted, 'other cell')} counted none" if uncounted else ""
+        return [
+            *out,
+            "No cell lost, duplicated, reordered or corrupted a message "
+            f"({plural(len(counted), 'cell')} counted messages{others}).",
+            "",
+        ]
+    columns = ["transport", "mode", "payload", "status", "sent", "received", *INTEGRITY]
     rows = [
         [row_label(c), c["mode"], fmt_size(c["payload_bytes"]), c["status"],
          *(str(c["messages"].get(k, "")) for k in ("sent", "received", *INTEGRITY))]
         for c in bad
     ]  # fmt: skip
-    return [*out, *_table(header, rows)]
+    return [*out, *_table(columns, rows)]
 
 
 def _failed_section(cells: Sequence[Cell]) -> list[str]:
@@ -136,45 +148,15 @@ def _notes_section(cells: Sequence[Cell]) -> list[str]:
     return ["## Notes", "", *lines, ""]
 
 
-def _flat(versions: Mapping[str, Any]) -> dict[str, Any]:
-    """``{"python": "3.11", "libraries": {"x": "1"}}`` -> ``{"python": "3.11", "x": "1"}``."""
-    flat: dict[str, Any] = {}
-    for key, value in versions.items():
-        flat.update(_flat(value) if isinstance(value, Mapping) else {key: value})
-    return flat
-
-
-def _header(results: Mapping[str, Any]) -> list[str]:
-    run, cells = results["run"], results["cells"]
-    host = run.get("host") or {}
-    end = run.get("end") or "no end time: the run was interrupted and these results are partial"
-    versions = ", ".join(f"{k} {v}" for k, v in _flat(run.get("versions") or {}).items())
-    runtime = run.get("runtime")
-    runtime = runtime.get("name") if isinstance(runtime, dict) else runtime
-    statuses = [c["status"] for c in cells]
-    counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
-    return [
-        f"# ipcbench run {run.get('id', 'unknown')}",
-        "",
-        f"- Date: {run.get('start', 'unknown')} → {end}",
-        f"- Host: {host.get('cpu_model', 'unknown CPU')}, {host.get('cores', '?')} cores, "
-        f"kernel {host.get('kernel', '?')}, cgroup layout {host.get('cgroup_layout', '?')}",
-        f"- Commit: {run.get('commit') or 'unknown'}",
-        f"- Runtime: {runtime or 'unknown'}; versions: {versions or 'unknown'}",
-        f"- Cells: {len(cells)} ({counts or 'none'}); full settings per cell in results.json",
-        "",
-    ]
-
-
 def render_markdown(results: Mapping[str, Any], chart_paths: Mapping[str, Path | None]) -> str:
     """The text of ``report.md``; ``chart_paths`` maps a mode to its chart, None if skipped."""
     cells = results["cells"]
     grids = {mode: Grid.of(cells, mode) for mode in MODES}
     lines = [
-        *_header(results),
+        *report_header.header(results),
         "## Plain reading",
         "",
-        *plain_reading(grids, cells),
+        *plain_reading(grids, cells, host_warning=report_header.busy_host(results["run"])),
         "",
         *_latency_section(grids["latency"], chart_paths.get("latency")),
         *_throughput_section(grids["throughput"], chart_paths.get("throughput")),

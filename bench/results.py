@@ -3,9 +3,14 @@
 The file is one JSON object, ``{"schema": SCHEMA, "run": {...}, "cells": [...]}``.
 ``run`` holds what is needed to reproduce a run and to refuse a bad
 comparison (id, start, end, runtime, host, versions, commit, the effective
-scenario); each cell holds one transport x variant x mode x payload
-measurement, with every key of :data:`CELL_KEYS` present (``None`` where
-not applicable). A change to that shape bumps the version in :data:`SCHEMA`.
+scenario) and how it went: ``end`` is null and ``interrupted`` is
+``{"reason", "at"}`` when the run was stopped, ``planned_cells`` counts the
+scenario's cells, ``host_load`` holds the 1/5/15-minute load averages at
+``start`` and ``end``. Each cell holds one transport x variant x mode x
+payload measurement, with every key of :data:`CELL_KEYS` present (``None``
+where not applicable); :mod:`bench.results_check` states the type of each.
+New keys may be added; a change to the shape of existing ones bumps the
+version in :data:`SCHEMA`.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.results_check import Invalid, check_cell, check_run
+
 SCHEMA = "ipcbench/results@1"
 RESULTS_FILE = "results.json"
+FILE_MODE = 0o644
 
 CELL_KEYS = frozenset(
     {
@@ -48,10 +56,13 @@ def write_atomic(path: Path, text: str) -> None:
 
     The temporary file lives in the same directory because ``os.replace`` is
     only atomic within one filesystem; the directory is fsynced so that the
-    rename itself survives a power cut.
+    rename itself survives a power cut. The file is made 0644 whatever the
+    umask, like the charts beside it: mkstemp's 0600 would hide results from
+    the other users of a shared host.
     """
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
@@ -72,10 +83,13 @@ class ResultsWriter:
 
     The file is written as soon as the writer exists (with no cells), so even
     a run interrupted before its first cell leaves its ``run`` description.
+    Cells and run facts are checked as :func:`load_results` checks them, so
+    that a bad value fails where it is made, not when the report is drawn.
     """
 
     def __init__(self, run_dir: Path, run_info: dict[str, Any]) -> None:
         self.path = Path(run_dir) / RESULTS_FILE
+        _check_run_info(run_info)
         # Deep copies: the caller may keep mutating its dicts after handing them over.
         self._doc: dict[str, Any] = {
             "schema": SCHEMA,
@@ -90,15 +104,29 @@ class ResultsWriter:
         missing = CELL_KEYS - cell.keys()
         if missing:
             raise ValueError(f"cell lacks keys: {', '.join(sorted(missing))}")
+        try:
+            check_cell(cell)
+        except Invalid as exc:
+            raise ValueError(f"bad cell: {exc}") from None
         doc = {**self._doc, "cells": [*self._doc["cells"], copy.deepcopy(cell)]}
         self._write(doc)
         self._doc = doc
 
     def update_run(self, **fields: Any) -> None:
         """Add or replace keys of ``run`` (facts learned after the start) and rewrite."""
-        doc = {**self._doc, "run": {**self._doc["run"], **copy.deepcopy(fields)}}
+        run = {**self._doc["run"], **copy.deepcopy(fields)}
+        _check_run_info(run)
+        doc = {**self._doc, "run": run}
         self._write(doc)
         self._doc = doc
+
+    def mark_interrupted(self, reason: str, at: str) -> None:
+        """Record that the run was stopped (``reason``, e.g. "stopped by SIGINT", at ISO ``at``).
+
+        ``end`` is left alone: an interrupted run has no end, and its results
+        are partial (``planned_cells`` in ``run`` says how many were to come).
+        """
+        self.update_run(interrupted={"reason": reason, "at": at})
 
     def finish(self, end_time: str) -> None:
         """Record the run's end (ISO 8601) and rewrite; a file without ``end`` is partial."""
@@ -111,6 +139,13 @@ class ResultsWriter:
         except (TypeError, ValueError) as exc:
             raise ValueError(f"results are not JSON serialisable: {exc}") from exc
         write_atomic(self.path, text)
+
+
+def _check_run_info(run: dict[str, Any]) -> None:
+    try:
+        check_run(run)
+    except Invalid as exc:
+        raise ValueError(f"bad run info: {exc}") from None
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
@@ -139,12 +174,20 @@ def _check(path: Path, doc: object) -> None:
         raise ResultsError(f"{path}: schema is {schema!r}, this ipcbench reads {SCHEMA!r}")
     if not isinstance(doc.get("run"), dict) or not isinstance(doc.get("cells"), list):
         raise ResultsError(f"{path}: malformed: needs a 'run' object and a 'cells' list")
+    try:
+        check_run(doc["run"])
+    except Invalid as exc:
+        raise ResultsError(f"{path}: run: {exc}") from None
     for i, cell in enumerate(doc["cells"]):
         if not isinstance(cell, dict):
             raise ResultsError(f"{path}: malformed: cell {i} is not an object")
         missing = CELL_KEYS - cell.keys()
         if missing:
             raise ResultsError(f"{path}: malformed: cell {i} lacks {', '.join(sorted(missing))}")
+        try:
+            check_cell(cell)
+        except Invalid as exc:
+            raise ResultsError(f"{path}: cell {i}: {exc}") from None
 
 
 def csv_row(cell: dict[str, Any]) -> dict[str, Any]:

@@ -17,9 +17,11 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import transports
+from bench.services.set import ServiceSet
 from runtime import PROJECT_ROOT
 from runtime.container import Container, ContainerSpec, Volume
 from runtime.local import LocalRuntime
@@ -44,6 +46,17 @@ def cells() -> list[tuple[str, str | None, str]]:
         for variant in cls.variants or (None,):
             found += [(name, variant, mode) for mode in MODES if cls.how(variant, mode)]
     return found
+
+
+def process_cells() -> list[tuple[str, str | None, str]]:
+    """The cells whose transport can run in two plain processes (it needs no service)."""
+    return [c for c in cells() if not transports.get(c[0]).services]
+
+
+def all_services() -> list[str]:
+    """Every service some registered transport needs."""
+    names = (n for name in transports.names() for n in transports.get(name).services)
+    return list(dict.fromkeys(names))
 
 
 def free_port() -> int:
@@ -160,12 +173,28 @@ class PeerChannel(Channel):
             self._call(op="close")
 
 
+@dataclass
+class Lab:
+    rt: LocalRuntime
+    net: LabNetwork
+    services: ServiceSet
+
+
 @contextmanager
 def open_container_pair(
-    rt: LocalRuntime, net: LabNetwork, transport_name: str, variant: str | None, mode: str
+    lab: Lab, transport_name: str, variant: str | None, mode: str
 ) -> Iterator[tuple[Channel, Channel]]:
-    """Yield ``(server_channel, client_channel)`` whose ends run in two containers."""
-    volume = rt.volume(f"conformance-{next(_counter)}")
+    """Yield ``(server_channel, client_channel)`` whose ends run in two containers.
+
+    The services the transport needs are (re)started if needed and reset, as
+    for a benchmark cell, and their addresses given to both ends.
+    """
+    rt, net = lab.rt, lab.net
+    index = next(_counter)
+    volume = rt.volume(f"conformance-{index}")
+    needed = transports.get(transport_name).services
+    addresses = {name: lab.services.started[name].ensure(index) for name in needed}
+    endpoint = {**vars(CONTAINER_ENDPOINT), "services": addresses}
     peers = []
     try:
         for role in ("server", "client"):
@@ -174,7 +203,7 @@ def open_container_pair(
                 "transport": transport_name,
                 "variant": variant,
                 "mode": mode,
-                "endpoint": vars(CONTAINER_ENDPOINT),
+                "endpoint": endpoint,
                 "timeout": SETUP_TIMEOUT,
             }
             container = rt.container(

@@ -13,16 +13,19 @@ from collections.abc import Iterator
 import pytest
 
 import transports
+from bench.services.set import ServiceSet
 from runtime.local import LocalRuntime
-from runtime.network import LabNetwork
 from tests.conformance_pairs import (
     RAW_STREAM_CONNECT,
     SETUP_TIMEOUT,
     Background,
+    Lab,
+    all_services,
     cells,
     free_port,
     open_container_pair,
     open_pair,
+    process_cells,
 )
 from transports.base import Channel, Endpoint, TransportError, TransportTimeout
 
@@ -39,10 +42,24 @@ def _cell_id(cell: Cell) -> str:
     return "-".join(part for part in (name, variant, mode) if part)
 
 
-@pytest.fixture(params=cells(), ids=_cell_id)
-def cell(request: pytest.FixtureRequest) -> Cell:
-    result: Cell = request.param
-    return result
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Which (placement, transport, variant, mode) each test runs on.
+
+    A test that takes ``pair`` runs in both placements: two processes on
+    loopback, and two real containers on the lab network. Transports that
+    need a service (a broker, a database) run only between containers: their
+    service lives on the lab network, which the host cannot reach. A test that
+    takes ``endpoint`` works in-process, so it gets only the transports that
+    can run there.
+    """
+    if "pair" in metafunc.fixturenames:
+        cases = [("containers", c) for c in cells()]
+        cases += [("processes", c) for c in process_cells()]
+        ids = [f"{placement}-{_cell_id(c)}" for placement, c in cases]
+        metafunc.parametrize(("placement", "cell"), cases, ids=ids)
+    elif "cell" in metafunc.fixturenames:
+        chosen = process_cells() if "endpoint" in metafunc.fixturenames else cells()
+        metafunc.parametrize("cell", chosen, ids=[_cell_id(c) for c in chosen])
 
 
 @pytest.fixture
@@ -53,20 +70,24 @@ def endpoint() -> Iterator[Endpoint]:
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[tuple[LocalRuntime, LabNetwork]]:
-    with LocalRuntime() as rt, rt.network() as net:
-        yield rt, net
+def lab() -> Iterator[Lab]:
+    """One runtime, lab network and set of service containers for the whole module."""
+    with (
+        LocalRuntime() as rt,
+        rt.network() as net,
+        ServiceSet(rt, net, all_services()) as services,
+    ):
+        yield Lab(rt, net, services)
 
 
-@pytest.fixture(params=["processes", "containers"])
-def pair(request: pytest.FixtureRequest, cell: Cell, endpoint: Endpoint) -> Iterator[Pair]:
-    """Both placements: two processes on loopback, and two real containers on the lab."""
-    if request.param == "processes":
+@pytest.fixture
+def pair(request: pytest.FixtureRequest, placement: str, cell: Cell) -> Iterator[Pair]:
+    if placement == "processes":
+        endpoint = request.getfixturevalue("endpoint")
         with open_pair(*cell, endpoint) as channels:
             yield channels
         return
-    rt, net = request.getfixturevalue("lab")
-    with open_container_pair(rt, net, *cell) as channels:
+    with open_container_pair(request.getfixturevalue("lab"), *cell) as channels:
         yield channels
 
 

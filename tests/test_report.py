@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
+import stat
 import struct
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,6 @@ from typing import Any
 import pytest
 from matplotlib.image import imread
 
-from bench.reading import MODES, Grid, fmt3, fmt_size, plain_reading
 from bench.report import render_report
 from bench.results import SCHEMA, ResultsError
 
@@ -183,33 +185,87 @@ def test_unusable_results_raise_results_error(tmp_path: Path) -> None:
     assert not (tmp_path / "report.md").exists()
 
 
-def test_reading_of_a_long_field_names_leader_runner_up_and_last() -> None:
-    medians = {"a": 40.0, "b": 10.0, "c": 25.0, "d": 12.0}
-    cells = []
-    for name, p50 in medians.items():
-        c = cell("tcp", "latency", 64)
-        c["latency_us"] = {**c["latency_us"], "p50": p50, "p99": p50 * 2}
-        cells.append({**c, "transport": name})
-    grids = {mode: Grid.of(cells, mode) for mode in MODES}
-    reading = "\n".join(plain_reading(grids, cells))
+def test_integrity_speaks_only_of_cells_that_counted_messages(tmp_path: Path) -> None:
+    nothing = [cell(t, "latency", 64, status="failed", error="x", messages=None,
+                    latency_us=None) for t in P50]  # fmt: skip
+    md = (write_run(tmp_path / "a", nothing) / "report.md").parent
+    render_report(md)
+    integrity = section((md / "report.md").read_text(), "Integrity")
+    assert "No cell counted messages, so there is nothing to say about integrity." in integrity
+    assert "No cell lost" not in integrity
+
+    some = [nothing[0], cell("uds", "latency", 64)]
+    run_dir = write_run(tmp_path / "b", some)
+    render_report(run_dir)
+    integrity = section((run_dir / "report.md").read_text(), "Integrity")
     assert (
-        "- At 64 B, b has the fastest median round trip (10.0 µs); the next, d, takes 1.2× as "
-        "long (12.0 µs); the slowest of 4, a, takes 4× as long (40.0 µs)." in reading
+        "No cell lost, duplicated, reordered or corrupted a message "
+        "(1 cell counted messages; 1 other cell counted none)." in integrity
     )
-    assert " c " not in reading and "c," not in reading
-    assert "No cell" not in reading and "failed" not in reading
 
 
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(0.012345, "0.0123"), (1.0, "1.00"), (23.14, "23.1"), (160.0, "160"), (999.7, "1,000"),
-     (1234.5, "1,230"), (123456.0, "123,000"), (0.0, "0")],
-)  # fmt: skip
-def test_three_significant_digits(value: float, text: str) -> None:
-    assert fmt3(value) == text
+def header_of(run_dir: Path) -> str:
+    render_report(run_dir)
+    return (run_dir / "report.md").read_text().split("## ", 1)[0]
 
 
-def test_sizes_in_binary_units() -> None:
-    assert [fmt_size(n) for n in (1, 64, 1000, 1024, 1536, 65536, 1 << 20)] == [
-        "1 B", "64 B", "1000 B", "1 KiB", "1536 B", "64 KiB", "1 MiB",
-    ]  # fmt: skip
+def test_header_says_plainly_how_much_of_an_interrupted_run_was_measured(tmp_path: Path) -> None:
+    cells = [cell("tcp", "latency", 64), cell("uds", "latency", 64)]
+    stopped = {"reason": "stopped by SIGINT", "at": "2025-06-01T12:03:00+00:00"}
+    head = header_of(write_run(tmp_path / "a", cells, end=None, interrupted=stopped,
+                               planned_cells=6))  # fmt: skip
+    assert (
+        "**Run interrupted (stopped by SIGINT) at 2025-06-01T12:03:00+00:00: measured 2 of 6 "
+        "planned cells; these results are partial.**" in head
+    )
+    assert "→ interrupted at 2025-06-01T12:03:00+00:00" in head
+    assert "- Cells: 2 of 6 planned (2 ok)" in head
+
+    killed = header_of(write_run(tmp_path / "b", cells, end=None, planned_cells=6))
+    assert "No end time: the run was interrupted and these results are partial" in killed
+    assert "(measured 2 of 6 planned cells)" in killed
+
+    whole = header_of(write_run(tmp_path / "c", cells, interrupted=None, planned_cells=2))
+    assert "- Cells: 2 of 2 planned (2 ok)" in whole and "partial" not in whole
+    unplanned = header_of(write_run(tmp_path / "d", cells))
+    assert "- Cells: 2 (2 ok)" in unplanned and "partial" not in unplanned
+
+
+def test_a_busy_host_is_flagged_in_the_header_and_the_reading(tmp_path: Path) -> None:
+    cells = [cell(t, "latency", 64) for t in P50]
+    busy = write_run(tmp_path / "busy", cells, host_load={"start": [1.0, 1.0, 1.0],
+                                                          "end": [4.5, 3.0, 2.0]})  # fmt: skip
+    render_report(busy)
+    md = (busy / "report.md").read_text()
+    warning = "other work was running. Absolute figures are inflated and unreliable; compare "
+    assert "1.00 at the start and 4.50 at the end on 8 cores" in md
+    assert warning in md.split("## ", 1)[0] and warning in section(md, "Plain reading")
+    assert "Host load (1 / 5 / 15-minute averages): 1.00 / 1.00 / 1.00 at start" in md
+    calm = write_run(tmp_path / "calm", cells, host_load={"start": [3.9, 1.0, 1.0], "end": None})
+    render_report(calm)
+    md = (calm / "report.md").read_text()
+    assert "Host load (1 / 5 / 15-minute averages): 3.90 / 1.00 / 1.00 at start" in md
+    assert "inflated" not in md
+
+
+def test_counts_of_one_are_singular(tmp_path: Path) -> None:
+    one = cell("tcp", "latency", 64, status="failed", error="x", messages=None, latency_us=None)
+    ok = cell("uds", "latency", 64)
+    ok["latency_us"] = {**ok["latency_us"], "count": 1}
+    run_dir = write_run(tmp_path, [one, ok], end=None, planned_cells=1,
+                        host={"cores": 1, "cpu_model": "c"})  # fmt: skip
+    render_report(run_dir)
+    md = (run_dir / "report.md").read_text()
+    assert "each cell holds 1 sample." in md and "1 cell counted messages" in md
+    assert "1 core," in md and "1 cell failed" in md and "of 1 planned cell)" in md
+    assert not re.search(r"\b1 (cells|samples|cores|planned cells)\b", md), md
+
+
+def test_report_files_share_one_mode(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        written = render_report(full_run(tmp_path))
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [*written, tmp_path / "results.json"]}
+    assert set(modes.values()) == {0o644}, modes

@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -154,13 +156,12 @@ def test_a_bad_cell_changes_nothing(tmp_path: Path) -> None:
 
 
 WRITER_SCRIPT = """
-import sys
+import json, sys
 from pathlib import Path
 from bench.results import ResultsWriter
 writer = ResultsWriter(Path(sys.argv[1]), {"id": "crash"})
 for i in range(100_000):
-    writer.add_cell({k: i if k == "payload_bytes" else "x" * 200_000 if k == "settings" else None
-                     for k in sys.argv[2].split(",")})
+    writer.add_cell({**json.loads(sys.argv[2]), "payload_bytes": i + 1, "settings": "x" * 200_000})
     print(i, flush=True)
 """
 
@@ -168,11 +169,11 @@ for i in range(100_000):
 def test_results_survive_a_writer_killed_at_any_moment(tmp_path: Path) -> None:
     """SIGKILL a writer mid-run, again and again; results.json must always load whole."""
     rng = random.Random(7)
-    keys = ",".join(cell())
+    template = json.dumps(cell())
     for trial in range(12):
         run_dir = tmp_path / f"t{trial}"
         proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER_SCRIPT, str(run_dir), keys],
+            [sys.executable, "-c", WRITER_SCRIPT, str(run_dir), template],
             cwd=ROOT, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         try:
@@ -184,7 +185,7 @@ def test_results_survive_a_writer_killed_at_any_moment(tmp_path: Path) -> None:
             if proc.stdout is not None:
                 proc.stdout.close()
         cells = load_results(run_dir)["cells"]
-        assert [c["payload_bytes"] for c in cells] == list(range(len(cells)))
+        assert [c["payload_bytes"] for c in cells] == list(range(1, len(cells) + 1))
         assert all(len(c["settings"]) == 200_000 for c in cells)
 
 
@@ -210,6 +211,42 @@ def test_load_results_says_what_is_wrong_in_one_line(
     message = str(info.value)
     assert expected in message
     assert str(tmp_path / RESULTS_FILE) in message and "\n" not in message
+
+
+def test_writer_refuses_what_load_results_would_refuse(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="bad run info: planned_cells must be an integer"):
+        ResultsWriter(tmp_path, {"id": "r1", "planned_cells": -1})
+    writer = ResultsWriter(tmp_path, {"id": "r1", "planned_cells": 3})
+    before = (tmp_path / RESULTS_FILE).read_bytes()
+    with pytest.raises(ValueError, match=r"bad cell: latency_us\.p50 must be a finite number"):
+        writer.add_cell(cell(latency_us={**cell()["latency_us"], "p50": -1.0}))
+    with pytest.raises(ValueError, match="bad run info: interrupted must be an object"):
+        writer.update_run(interrupted="yes")
+    assert (tmp_path / RESULTS_FILE).read_bytes() == before
+
+
+def test_mark_interrupted_records_why_and_when_and_leaves_end_null(tmp_path: Path) -> None:
+    info = {"id": "r1", "start": "2025-01-01T00:00:00+00:00", "end": None, "planned_cells": 4,
+            "interrupted": None}  # fmt: skip
+    writer = ResultsWriter(tmp_path, info)
+    writer.add_cell(cell())
+    writer.mark_interrupted("stopped by SIGINT", "2025-01-01T00:01:00+00:00")
+    run = load_results(tmp_path)["run"]
+    assert run["interrupted"] == {"reason": "stopped by SIGINT", "at": "2025-01-01T00:01:00+00:00"}
+    assert run["end"] is None and run["planned_cells"] == 4 and run["id"] == "r1"
+
+
+@pytest.mark.parametrize("umask", [0o077, 0o000, 0o022])
+def test_results_and_csv_are_0644_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        writer = ResultsWriter(tmp_path, {"id": "r1"})
+        writer.add_cell(cell())
+        write_csv(load_results(tmp_path), tmp_path / "results.csv")
+    finally:
+        os.umask(old)
+    for name in (RESULTS_FILE, "results.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
 
 
 # --- CSV -----------------------------------------------------------------------
