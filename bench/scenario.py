@@ -56,7 +56,7 @@ class Cell:
     @property
     def window(self) -> int:
         """Messages in flight at most in throughput mode (flow control, recorded)."""
-        fixed = transports.get(self.transport).stream_window
+        fixed = transports.get(self.transport).stream_window(self.variant)
         return fixed or max(4, min(MAX_WINDOW, WINDOW_BYTES // self.payload_bytes))
 
     @property

@@ -51,6 +51,8 @@ class LocalRuntime:
         staging = Path(tempfile.mkdtemp(prefix=gc.STAGING_PREFIX, dir=self.state_root))
         owner = {"pid": os.getpid(), "start_ticks": gc.process_start_ticks(os.getpid())}
         (staging / "owner.json").write_text(json.dumps(owner))
+        # Traversable by the unprivileged users some services run as (mkdtemp made it 0700).
+        staging.chmod(0o755)
         staging.rename(self.state_dir)
         return self
 

@@ -133,9 +133,15 @@ class Transport(ABC):
     guarantees_delivery: ClassVar[bool] = True
     #: Services this transport needs, by name in ``bench.services`` (e.g. ``("mqtt",)``).
     services: ClassVar[tuple[str, ...]] = ()
-    #: In throughput mode, the most messages in flight; ``None`` lets the benchmark
-    #: choose. A request/response transport (HTTP) sets 1: each response is the credit.
-    stream_window: ClassVar[int | None] = None
+
+    @classmethod
+    def stream_window(cls, variant: str | None) -> int | None:
+        """In throughput mode, the most messages in flight; ``None`` lets the benchmark choose.
+
+        A request/response variant (HTTP, ZeroMQ REQ/REP) returns 1: each
+        response is the credit for the next request.
+        """
+        return None
 
     @classmethod
     def delivers(cls, variant: str | None) -> bool:

@@ -13,12 +13,15 @@ line in :data:`REGISTRY`.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from abc import ABC, abstractmethod
 from importlib import import_module
 from pathlib import Path
 from typing import Any, ClassVar
 
-from runtime.container import Container
+from runtime import PROJECT_ROOT
+from runtime.container import Container, ContainerError, ContainerSpec
 from runtime.local import LocalRuntime
 from runtime.network import LabNetwork
 
@@ -53,6 +56,28 @@ class Service(ABC):
     @abstractmethod
     def settings(self) -> dict[str, Any]:
         """The configuration and version, written into the run's results."""
+
+    def probe(self, code: str, *, name: str = "probe", timeout: float = 20.0) -> str:
+        """Run Python ``code`` in a short-lived container on the lab network; its stdout.
+
+        The harness lives in the host's network namespace and cannot reach the
+        lab, so a readiness round trip (or a reset that needs a client) runs
+        from a container of its own. A non-zero exit raises ServiceError with
+        the tail of the probe's output.
+        """
+        spec = ContainerSpec(name=f"{self.role}-{name}", command=(sys.executable, "-c", code),
+                             cwd=str(PROJECT_ROOT))  # fmt: skip
+        with self.rt.container(spec, self.net) as c:
+            try:
+                c.start()
+                status = c.wait(timeout)
+            except (ContainerError, subprocess.TimeoutExpired) as exc:
+                raise ServiceError(f"{self.name} probe did not finish: {exc}") from exc
+            out = c.logs()
+        if status != 0:
+            tail = " | ".join(out.strip().splitlines()[-3:])
+            raise ServiceError(f"{self.name} probe failed (exit {status}): {tail}")
+        return out
 
     def alive(self) -> bool:
         return self.container is not None and self.container.running()
