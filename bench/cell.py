@@ -62,6 +62,7 @@ def agent_spec(
         "options": options,
         "payload_bytes": cell.payload_bytes,
         "messages": cell.messages,
+        "max_seconds": cell.max_seconds,
         "warmup": cell.warmup,
         "window": cell.window,
         "credit_every": cell.credit_every,
@@ -223,8 +224,9 @@ def combine(
     settings = {
         "transport": client["settings"],
         "server_transport": server["settings"],
-        "messages": cell.messages,
-        "warmup": client_spec["warmup"],
+        "messages_planned": cell.messages,
+        "max_seconds": cell.max_seconds,
+        "warmup_planned": client_spec["warmup"],
         "op_timeout_s": client_spec["op_timeout"],
         "integrity": "crc32 per message",
         "clock": "perf_counter_ns (CLOCK_MONOTONIC)",
@@ -235,7 +237,7 @@ def combine(
         out["messages"] = client["messages"]
         out["messages_server"] = server["messages"]
         out["latency_us"] = client["latency_us"]
-        counted = cell.messages
+        counted = max(1, client["messages"]["sent"])
     else:
         settings["flow_control"] = {
             "window_messages": client_spec["window"],
@@ -249,6 +251,11 @@ def combine(
                 "msgs_per_s": (counted - 1) / span,
                 "bytes_per_s": server["data_bytes"] / span,
             }
+    if out["messages"]["sent"] < cell.messages:
+        out["notes"] = [
+            f"stopped at the {cell.max_seconds:g} s time limit after "
+            f"{out['messages']['sent']:,} of {cell.messages:,} messages"
+        ]
     out["cpu_us_per_msg"] = {
         role: round((cpu["end"][role] - cpu["start"][role]) / 1e3 / counted, 3)
         for role in cpu["end"]
@@ -265,7 +272,10 @@ def integrity_problems(cell: Cell, messages: dict[str, int] | None) -> list[str]
 
 
 def cell_timeout(cell: Cell) -> float:
-    return 30.0 + (cell.messages + cell.warmup) * 0.002 * (1 + cell.payload_bytes / 65536)
+    """The harness's deadline for a whole cell: generous, the agents' own timeouts come first."""
+    per_message = (cell.messages + cell.warmup) * 0.002 * (1 + cell.payload_bytes / 65536)
+    limit = 1.5 * cell.max_seconds if cell.max_seconds is not None else per_message
+    return 30.0 + min(per_message, limit)
 
 
 def _log_tail(containers: dict[str, Container], lines: int = 3) -> str:

@@ -51,6 +51,12 @@ def add_selection(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", action="append", choices=("latency", "throughput"), default=[])
     p.add_argument("--messages", type=int, metavar="N", help="measured messages per cell")
     p.add_argument("--quick", action="store_true", help="one payload size, fewer messages")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        metavar="S",
+        help="end each cell's measured phase after S seconds (0: no limit)",
+    )
 
 
 def scenario_from(args: argparse.Namespace) -> Any:
@@ -63,6 +69,7 @@ def scenario_from(args: argparse.Namespace) -> Any:
         modes=args.mode,
         messages=args.messages,
         quick=args.quick,
+        max_seconds=args.max_seconds,
     )
 
 

@@ -47,11 +47,24 @@ class Plan:
     credit_every: int
     timeout: float
     lossy: bool
+    #: The measured phase ends after ``messages`` or this many seconds, whichever
+    #: comes first (the warm-up gets a fifth of it); None: messages only.
+    max_seconds: float | None = None
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> Plan:
         return cls(spec["mode"], spec["messages"], spec["warmup"], spec["window"],
-                   spec["credit_every"], spec["op_timeout"], bool(spec.get("lossy")))  # fmt: skip
+                   spec["credit_every"], spec["op_timeout"], bool(spec.get("lossy")),
+                   spec.get("max_seconds"))  # fmt: skip
+
+    def stop_at(self, share: float = 1.0) -> int:
+        """The perf_counter_ns at which a phase given ``share`` of the time limit ends."""
+        if self.max_seconds is None:
+            return 1 << 62
+        return time.perf_counter_ns() + int(self.max_seconds * share * 1e9)
+
+
+CHECK_EVERY = 16  # messages between two looks at the clock for the time limit
 
 
 Mark = Callable[[str], None]
@@ -126,14 +139,18 @@ def await_bye(ch: Channel, plan: Plan) -> None:
 
 
 def ping_pong(ch: Channel, payloads: p.Payloads, plan: Plan, mark: Mark) -> dict[str, Any]:
+    stop = plan.stop_at(0.2)
+    clock = time.perf_counter_ns
     for i in range(plan.warmup):
         ch.send(payloads.encode(p.WARMUP, i), plan.timeout)
         _await_reply(ch, plan, p.WARMUP, i)
+        if i % CHECK_EVERY == 0 and clock() > stop:
+            break
     samples = array("q", bytes(8 * plan.messages))
     tally = p.Tally()
-    timed = 0
-    clock = time.perf_counter_ns
+    timed = sent = 0
     mark("start")
+    stop = plan.stop_at()
     if plan.lossy:
         for i in range(plan.messages):
             message = payloads.encode(p.DATA, i)
@@ -144,18 +161,27 @@ def ping_pong(ch: Channel, payloads: p.Payloads, plan: Plan, mark: Mark) -> dict
                 samples[timed] = clock() - t0
                 timed += 1
                 tally.record(reply)
+            sent = i + 1
+            if i % CHECK_EVERY == 0 and clock() > stop:
+                break
     else:
         for i in range(plan.messages):
             message = payloads.encode(p.DATA, i)
             t0 = clock()
             ch.send(message, plan.timeout)
             raw = ch.recv(plan.timeout)
-            samples[i] = clock() - t0
+            t1 = clock()
+            samples[i] = t1 - t0
             tally.record(p.decode(raw))
-        timed = plan.messages
+            if i % CHECK_EVERY == 0 and t1 > stop:
+                sent = i + 1
+                break
+        else:
+            sent = plan.messages
+        timed = sent
     mark("end")
-    finish(ch, plan, plan.messages)
-    result: dict[str, Any] = {"messages": tally.counts(plan.messages)}
+    finish(ch, plan, sent)
+    result: dict[str, Any] = {"messages": tally.counts(sent)}
     result["latency_us"] = LatencySummary.from_ns(samples[:timed]).to_us_dict() if timed else None
     return result
 
@@ -194,15 +220,24 @@ def stream(ch: Channel, payloads: p.Payloads, plan: Plan, mark: Mark) -> dict[st
         ch.send(payloads.encode(kind, seq), plan.timeout)
         sent += 1
 
+    stop = plan.stop_at(0.2)
     for i in range(plan.warmup):
         send(p.WARMUP, i)
+        # Stop early only on a whole credit batch, so that the drain below ends.
+        if (i + 1) % plan.credit_every == 0 and time.perf_counter_ns() > stop:
+            break
     while credited < sent:  # drain the warm-up so the measured phase starts empty
         take_credit(LOSSY_WAIT_S if plan.lossy else plan.timeout)
     mark("start")
+    stop = plan.stop_at()
+    count = plan.messages
     for i in range(plan.messages):
         send(p.DATA, i)
-    finish(ch, plan, plan.messages, before_bye=lambda: mark("end"))
-    return {"sent": plan.messages}
+        if i % CHECK_EVERY == 0 and time.perf_counter_ns() > stop:
+            count = i + 1
+            break
+    finish(ch, plan, count, before_bye=lambda: mark("end"))
+    return {"sent": count}
 
 
 def finish(

@@ -24,6 +24,10 @@ QUICK_SIZES = (1024,)
 # Messages measured per cell, by mode, after warm-up.
 DEFAULT_MESSAGES = {"latency": 20000, "throughput": 50000}
 QUICK_MESSAGES = {"latency": 2000, "throughput": 10000}
+# Slow strategies (polling, a broker, a database) would take minutes for the
+# default counts: a cell's measured phase also ends after this many seconds.
+DEFAULT_MAX_SECONDS = 2.0
+QUICK_MAX_SECONDS = 0.5
 # Rough cost per cell for `ipcbench list`: start two containers, then per message.
 CELL_OVERHEAD_S = 0.6
 PER_MESSAGE_S = {"latency": 60e-6, "throughput": 25e-6}
@@ -47,6 +51,8 @@ class Cell:
     payload_bytes: int
     messages: int
     warmup: int
+    #: The measured phase ends after ``messages`` or this long, whichever comes first.
+    max_seconds: float | None = None
 
     def __post_init__(self) -> None:
         if self.mode == "throughput":  # whole credit batches, so the warm-up drains exactly
@@ -71,7 +77,10 @@ class Cell:
 
     def estimate_s(self) -> float:
         per = PER_MESSAGE_S[self.mode] * (1 + self.payload_bytes / 65536)
-        return CELL_OVERHEAD_S + (self.messages + self.warmup) * per
+        exchange = (self.messages + self.warmup) * per
+        if self.max_seconds is not None:
+            exchange = min(exchange, 1.2 * self.max_seconds)
+        return CELL_OVERHEAD_S + exchange
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,8 @@ class Scenario:
     op_timeout_s: float = 5.0
     quick: bool = False
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Each cell's measured phase ends after its messages or this long; None: no limit.
+    max_seconds: float | None = DEFAULT_MAX_SECONDS
 
     def cells(self) -> list[Cell]:
         defaults = QUICK_MESSAGES if self.quick else DEFAULT_MESSAGES
@@ -93,7 +104,7 @@ class Scenario:
         ):
             n = self.messages or defaults[mode]
             warmup = self.warmup if self.warmup is not None else max(1, n // 10)
-            out.append(Cell(name, variant, mode, size, n, warmup))
+            out.append(Cell(name, variant, mode, size, n, warmup, self.max_seconds))
         return out
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,9 +165,12 @@ def build(
     modes: list[str] | None = None,
     messages: int | None = None,
     quick: bool = False,
+    max_seconds: float | None = None,
 ) -> Scenario:
     """The effective scenario: the file's settings, overridden by the command line."""
     data = load_toml(file) if file else {}
+    if max_seconds is not None:
+        data = {**data, "max_seconds": max_seconds}
     for key in ("transports", "sizes", "modes"):
         if key in data and data[key] == []:
             raise ScenarioError(f"scenario: {key!r} is empty; leave it out to mean all")
@@ -178,6 +192,7 @@ def build(
         op_timeout_s=_timeout(data),
         quick=quick or bool(data.get("quick", False)),
         options=_options(data),
+        max_seconds=_max_seconds(data, quick=quick, messages_given=messages is not None),
     )
     if scenario.messages is not None and not 1 <= scenario.messages <= MAX_MESSAGES:
         raise ScenarioError(f"messages must be between 1 and {MAX_MESSAGES:,}")
@@ -195,6 +210,7 @@ def _check_payload_limits(scenario: Scenario) -> None:
 
 
 KNOWN_KEYS = {
+    "max_seconds",
     "transports",
     "sizes",
     "modes",
@@ -237,6 +253,20 @@ def _int(
     if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
         raise ScenarioError(f"scenario: {key!r} must be an integer from {minimum} to {maximum:,}")
     return value
+
+
+def _max_seconds(data: dict[str, Any], *, quick: bool, messages_given: bool) -> float | None:
+    """The per-cell time limit: the scenario's (0 means none); else the default, unless
+    the user asked for a number of messages, which is then honoured whole."""
+    value = data.get("max_seconds")
+    if value is None:
+        if messages_given or "messages" in data:
+            return None
+        return QUICK_MAX_SECONDS if quick or data.get("quick") else DEFAULT_MAX_SECONDS
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not 0 <= value <= 3600:
+        raise ScenarioError("scenario: 'max_seconds' must be seconds from 0 (no limit) to 3600")
+    return float(value) or None
 
 
 def _timeout(data: dict[str, Any]) -> float:

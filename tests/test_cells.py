@@ -109,3 +109,21 @@ def test_killed_server_fails_only_its_cell(rt: LocalRuntime, lab: LabNetwork) ->
     assert elapsed < 12, "a dead peer fails the cell within its timeout, not the cell deadline"
     after = run_cell(rt, lab, cell("latency", 100, 64), index=1, op_timeout=5.0, options={})
     assert after["status"] == "ok", after["error"]
+
+
+@pytest.mark.parametrize("mode", ["latency", "throughput"])
+def test_time_limit_ends_a_cell_early_and_says_so(
+    rt: LocalRuntime, lab: LabNetwork, mode: str
+) -> None:
+    slow = Cell("tcp", None, mode, 64, 5_000_000, warmup=100, max_seconds=0.5)
+    t0 = time.monotonic()
+    result = run_cell(rt, lab, slow, index=0, op_timeout=5.0, options={})
+    elapsed = time.monotonic() - t0
+    assert result["status"] == "ok", result["error"]
+    sent = result["messages"]["sent"]
+    assert 0 < sent < 5_000_000
+    assert result["messages"]["received"] == sent
+    assert "time limit" in result["notes"][0]
+    assert elapsed < 15
+    if mode == "latency":
+        assert result["latency_us"]["count"] == sent
