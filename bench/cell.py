@@ -185,10 +185,13 @@ def _exchange(
     samplers: dict[str, Service],
 ) -> dict[str, Any]:
     deadline = time.monotonic() + cell_timeout(cell)
+    start_ms: dict[str, float] = {}
     for role in ("server", "client"):
         c = rt.container(container_spec(role, specs[role], volume), net)
         containers[role] = c
+        t0 = time.monotonic_ns()
         c.start()
+        start_ms[role] = round((time.monotonic_ns() - t0) / 1e6, 2)
         if role == "server":
             server_events = Events(c)
             server_events.next(deadline)  # "listening"
@@ -204,7 +207,9 @@ def _exchange(
         elif event["event"] == "result":
             client_result = event
     server_result = server_events.next(deadline)
-    return combine(cell, specs, client_result, server_result, cpu)
+    combined = combine(cell, specs, client_result, server_result, cpu)
+    combined["container_start_ms"] = start_ms
+    return combined
 
 
 def _send_go(container: Container) -> None:

@@ -112,5 +112,21 @@ def header(results: Mapping[str, Any]) -> list[str]:
         f"- Commit: {run.get('commit') or 'unknown'}",
         f"- Runtime: {runtime or 'unknown'}; versions: {versions or 'unknown'}",
         _cells_line(run, cells),
+        *_start_cost_line(cells),
         "",
+    ]
+
+
+def _start_cost_line(cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """How much of the run went to starting containers (the built-in runtime's cost)."""
+    starts = [ms for c in cells for ms in (c.get("container_start_ms") or {}).values()]
+    total_s = sum(c.get("duration_s") or 0 for c in cells)
+    if not starts or not total_s:
+        return []
+    ordered = sorted(starts)
+    median = ordered[len(ordered) // 2]
+    share = sum(starts) / 1000 / total_s
+    return [
+        f"- Containers: {plural(len(starts), 'start')}, median {median:.0f} ms each (until the "
+        f"workload runs); {share:.0%} of the cells' time went to starting them"
     ]
