@@ -73,12 +73,16 @@ class Grid:
         return metric
 
     def cpu_total(self, row: str, size: int) -> float | None:
-        """Client plus server CPU µs per message of an ok cell, if both were measured."""
+        """CPU µs per message of an ok cell over every container that took part.
+
+        Client and server, plus the service containers (a broker, a database)
+        the strategy needs: their cost is part of the strategy's cost.
+        """
         cell = self.cells.get((row, size))
         cpu = cell["cpu_us_per_msg"] if cell and self.metric(row, size) else None
         if not cpu or cpu.get("client") is None or cpu.get("server") is None:
             return None
-        return float(cpu["client"] + cpu["server"])
+        return float(sum(v for v in cpu.values() if v is not None))
 
     def ok_cells(self) -> list[Cell]:
         return [c for (r, s), c in self.cells.items() if self.metric(r, s) is not None]
@@ -109,7 +113,7 @@ LATENCY = Wording(
     last="slowest",
 )
 CPU = Wording(
-    lead=lambda r, v: f"CPU time per message (client + server) is lowest for {r} ({_us(v)})",
+    lead=lambda r, v: f"CPU time per message (all containers) is lowest for {r} ({_us(v)})",
     what="CPU time per message, client + server",
     number=fmt3,
     unit="µs",

@@ -42,14 +42,21 @@ def _grid_table(grid: Grid, what: str, show: Show) -> list[str]:
     return _table(header, [[r, *(_entry(grid, r, s, show) for s in grid.sizes)] for r in grid.rows])
 
 
+CPU_CAPTION = (
+    "CPU time per message, µs (client + server, plus any service container the strategy needs):"
+)
+
+
 def _cpu_table(grid: Grid) -> list[str]:
     def show(row: str, size: int) -> str:
         if grid.cpu_total(row, size) is None:
             return "—"
         cpu = grid.cells[(row, size)]["cpu_us_per_msg"]
-        return f"{fmt3(cpu['client'])} + {fmt3(cpu['server'])}"
+        others = [f" + {fmt3(v)} {role}" for role, v in cpu.items()
+                  if role not in ("client", "server") and v is not None]  # fmt: skip
+        return f"{fmt3(cpu['client'])} + {fmt3(cpu['server'])}{''.join(others)}"
 
-    header = ["transport", *(f"{fmt_size(s)} client + server" for s in grid.sizes)]
+    header = ["transport", *(f"{fmt_size(s)} client + server (+ service)" for s in grid.sizes)]
     return _table(header, [[r, *(show(r, s) for s in grid.sizes)] for r in grid.rows])
 
 
@@ -70,7 +77,7 @@ def _latency_section(grid: Grid, chart: Path | None) -> list[str]:
         "Entries are p50 / p99 in µs.",
         "",
         *_grid_table(grid, "p50 / p99 µs", lambda m: f"{fmt3(m['p50'])} / {fmt3(m['p99'])}"),
-        "CPU time per message, µs (client + server):",
+        CPU_CAPTION,
         "",
         *_cpu_table(grid),
     ]
@@ -89,7 +96,7 @@ def _throughput_section(grid: Grid, chart: Path | None) -> list[str]:
             "msg/s / MB/s",
             lambda m: f"{fmt3(m['msgs_per_s'])} / {fmt3(m['bytes_per_s'] / 1e6)}",
         ),
-        "CPU time per message, µs (client + server):",
+        CPU_CAPTION,
         "",
         *_cpu_table(grid),
     ]

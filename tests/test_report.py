@@ -269,3 +269,20 @@ def test_report_files_share_one_mode(tmp_path: Path) -> None:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in [*written, tmp_path / "results.json"]}
     assert set(modes.values()) == {0o644}, modes
+
+
+def test_service_containers_count_in_the_cpu_cost(tmp_path: Path) -> None:
+    broker_cpu = {"client": 10.0, "server": 20.0, "broker": 30.0}
+    cells = [
+        cell("uds", "latency", 1024, cpu_us_per_msg=broker_cpu),
+        cell("tcp", "latency", 1024, cpu_us_per_msg={"client": 10.0, "server": 20.0}),
+    ]
+    run_dir = write_run(tmp_path / "run", cells)
+    render_report(run_dir)
+    markdown = (run_dir / "report.md").read_text()
+    assert "10.0 + 20.0 + 30.0 broker" in markdown
+    assert "uses 2× as much (60.0 µs)" in markdown
+    with (run_dir / "results.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["cpu_us_per_msg_services"] == "broker=30.0"
+    assert rows[1]["cpu_us_per_msg_services"] == ""
