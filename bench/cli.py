@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runtime import cli as runtime_cli
+
 if TYPE_CHECKING:
     from bench.scenario import Cell
 
@@ -41,6 +43,7 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("dir", type=Path)
     sub.add_parser("doctor", help="check this machine's prerequisites")
     sub.add_parser("gc", help="remove what runs that died (e.g. by SIGKILL) left behind")
+    runtime_cli.add_commands(sub)
     return ap
 
 
@@ -181,6 +184,8 @@ COMMANDS = {
     "report": cmd_report,
     "doctor": cmd_doctor,
     "gc": cmd_gc,
+    "container": runtime_cli.dispatch,
+    "image": runtime_cli.dispatch,
 }
 
 

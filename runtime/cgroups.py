@@ -44,9 +44,15 @@ class Layout:
         v2 = ",".join(self.unified_controllers) or "no controllers"
         return f"{self.kind} (v1: {v1}; v2: {v2 if self.unified else 'absent'})"
 
-    def hierarchy_dirs(self) -> list[Path]:
-        """The distinct caller cgroup dirs a container cgroup is created under."""
-        dirs = {self.v1[c] for c in V1_CONTROLLERS if c in self.v1}
+    def hierarchy_dirs(self, *, cpuset: bool = True) -> list[Path]:
+        """The distinct caller cgroup dirs a container cgroup may be created under.
+
+        A v1 cpuset cgroup is unusable until its cpus and mems are written, so
+        a container gets one only when it asks for a cpuset (``cpuset=False``
+        leaves that hierarchy out); sweeps look in all of them.
+        """
+        controllers = (*V1_CONTROLLERS, "cpuset") if cpuset else V1_CONTROLLERS
+        dirs = {self.v1[c] for c in controllers if c in self.v1}
         if self.unified:
             dirs.add(self.unified)
         return sorted(dirs)
@@ -86,9 +92,13 @@ def detect(mounts: str | None = None, self_cgroup: str | None = None) -> Layout:
 class Cgroup:
     """One container's cgroup in every hierarchy; created on init, removed by :meth:`remove`."""
 
-    def __init__(self, layout: Layout, run_id: str, name: str, *, create: bool = True):
+    def __init__(
+        self, layout: Layout, run_id: str, name: str, *, create: bool = True, cpuset: bool = False
+    ):
         self.layout = layout
-        self.dirs = [d / f"{PREFIX}{run_id}" / name for d in layout.hierarchy_dirs()]
+        # A handle for gc (create=False) covers every hierarchy, cpuset included.
+        parents = layout.hierarchy_dirs(cpuset=cpuset or not create)
+        self.dirs = [d / f"{PREFIX}{run_id}" / name for d in parents]
         if not create:
             return
         try:
@@ -106,6 +116,14 @@ class Cgroup:
     @property
     def procs_files(self) -> list[str]:
         return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def dir_of(self, controller: str) -> Path | None:
+        """This cgroup's dir in the hierarchy holding ``controller`` (v1), else None."""
+        return self._dir_of(self.layout.v1.get(controller))
+
+    @property
+    def unified_dir(self) -> Path | None:
+        return self._dir_of(self.layout.unified)
 
     def _dir_of(self, hierarchy: Path | None) -> Path | None:
         for d in self.dirs:

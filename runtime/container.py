@@ -10,34 +10,25 @@ it from the lab network, removes its cgroup and its state, whatever happened.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Self
 
-from runtime import PROJECT_ROOT, init_command
+from runtime import PROJECT_ROOT, crashpoint, init, init_command, limits
 from runtime.cgroups import Cgroup
+from runtime.limits import CpuStats
 from runtime.lines import LineReader
+from runtime.spec import DEFAULT_ENV, EXIT_RUNTIME, ContainerError, ContainerSpec, Volume
+
+__all__ = ["EXIT_RUNTIME", "Container", "ContainerError", "ContainerSpec", "Volume"]
 
 if TYPE_CHECKING:
     from runtime.local import LocalRuntime
     from runtime.network import LabNetwork
-
-EXIT_RUNTIME = 125
-
-# The init is started with -S (no site-packages) for speed: it needs only the stdlib.
-DEFAULT_ENV = {
-    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-    "HOME": "/root",
-    "LANG": "C.UTF-8",
-    "PYTHONDONTWRITEBYTECODE": "1",
-}
-
 
 # Top-level host directories a container gets fresh, private copies of.
 PRIVATE_TOP = ("/tmp", "/run", "/dev", "/proc", "/sys")
@@ -62,34 +53,6 @@ def software_volumes() -> list[Volume]:
     return [Volume(str(p), str(p), readonly=True) for p in sorted(outer)]
 
 
-class ContainerError(Exception):
-    """A container could not be started; ``exit_code`` follows Docker (125/126/127)."""
-
-    def __init__(self, message: str, exit_code: int = EXIT_RUNTIME):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
-@dataclass(frozen=True)
-class Volume:
-    source: str  # a host directory
-    target: str  # where it appears inside the container
-    readonly: bool = False
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    name: str
-    command: tuple[str, ...]
-    hostname: str | None = None
-    env: dict[str, str] = field(default_factory=dict)
-    volumes: tuple[Volume, ...] = ()
-    cwd: str = "/"
-    user: tuple[int, int] | None = None  # (uid, gid) the workload runs as; None: root
-    stdin_pipe: bool = False  # keep a pipe to the workload's stdin
-    stdout_pipe: bool = False  # read the workload's stdout from a pipe (else: a log file)
-
-
 class Container:
     def __init__(self, runtime: LocalRuntime, spec: ContainerSpec, network: LabNetwork | None):
         self.runtime, self.spec, self.network = runtime, spec, network
@@ -101,7 +64,12 @@ class Container:
         self._control: int | None = None
         self.stdin: IO[bytes] | None = None
         self.stdout: IO[bytes] | None = None
+        self.stderr: IO[bytes] | None = None
+        self.pty_master: int | None = None  # with spec.tty: the pty's master end, ours to close
+        self.log_dir = Path(spec.log_dir) if spec.log_dir else self.dir
+        self._console: str | None = None
         self.exit_code: int | None = None
+        self._oom_killed = False
 
     # -- lifecycle ---------------------------------------------------------------
     def __enter__(self) -> Self:
@@ -113,7 +81,14 @@ class Container:
     def start(self, timeout: float = 10.0) -> Self:
         self.dir.mkdir(parents=True)
         (self.dir / "root").mkdir()
-        self.cgroup = Cgroup(self.runtime.layout, self.runtime.run_id, self.spec.name)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.cgroup = Cgroup(
+            self.runtime.layout,
+            self.runtime.run_id,
+            self.spec.name,
+            cpuset=self.spec.cpuset_cpus is not None,
+        )
+        limits.apply(self.cgroup, self.spec.limits)
         control_r, self._control = os.pipe()
         events_r, events_w = os.pipe()
         try:
@@ -123,38 +98,63 @@ class Container:
             os.close(events_w)
         with os.fdopen(events_r, "rb", buffering=0) as events:
             self._handshake(events, time.monotonic() + timeout)
+        crashpoint.reached("container-started")
         return self
+
+    def _stdio(self) -> tuple[Any, Any, Any]:
+        """The shim's stdin, stdout and stderr (files opened here are closed after the spawn)."""
+        spec, logs = self.spec, self.log_dir
+        if spec.tty:
+            self.pty_master, slave = os.openpty()
+            os.set_inheritable(self.pty_master, False)
+            self._console = os.ttyname(slave)
+            return slave, slave, slave
+        stdin = subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL
+        stdout = subprocess.PIPE if spec.stdout_pipe else open(logs / "stdout.log", "ab")  # noqa: SIM115
+        stderr = subprocess.PIPE if spec.stderr_pipe else open(logs / "stderr.log", "ab")  # noqa: SIM115
+        return stdin, stdout, stderr
 
     def _spawn(self, control_r: int, events_w: int) -> None:
         spec = self.spec
         cmd = init_command("shim", str(control_r), str(events_w), f"ipcbench-{self.runtime.run_id}")
-        log_path = self.dir / "stdout.log"
-        # Popen dups the file; ours is closed right after the spawn below.
-        stdout: Any = subprocess.PIPE if spec.stdout_pipe else open(log_path, "wb")  # noqa: SIM115
-        with open(self.dir / "stderr.log", "wb") as stderr:
+        stdio = self._stdio()
+        try:
             self.shim = subprocess.Popen(
                 cmd,
                 pass_fds=(control_r, events_w),
                 start_new_session=True,
-                stdin=subprocess.PIPE if spec.stdin_pipe else subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
+                stdin=stdio[0],
+                stdout=stdio[1],
+                stderr=stdio[2],
             )
-        if not spec.stdout_pipe:
-            stdout.close()
-        self.stdin, self.stdout = self.shim.stdin, self.shim.stdout
+        finally:
+            for stream in set(stdio):
+                if isinstance(stream, int) and stream >= 0:
+                    os.close(stream)  # the pty's slave: only the container holds it now
+                elif hasattr(stream, "close"):
+                    stream.close()
+        self.stdin, self.stdout, self.stderr = self.shim.stdin, self.shim.stdout, self.shim.stderr
+        # The harness moves the shim into the cgroups while the shim's interpreter
+        # starts: the first move pays an RCU grace period (~10 ms), now overlapped.
+        for procs in self.cgroup.procs_files if self.cgroup else []:
+            with open(procs, "w") as f:
+                f.write(str(self.shim.pid))
+        volumes = [] if spec.rootfs else software_volumes()
         init_spec = {
             "root": str(self.dir / "root"),
+            "image": spec.rootfs,
             "hostname": spec.hostname or spec.name,
             "command": list(spec.command),
             "env": {**DEFAULT_ENV, **spec.env},
             "cwd": spec.cwd,
             "user": list(spec.user) if spec.user else None,
-            "cgroup_procs": self.cgroup.procs_files if self.cgroup else [],
-            "volumes": [vars(v) for v in (*software_volumes(), *spec.volumes)],
+            "tty": spec.tty,
+            "console": self._console,
+            "cgroup_procs": [],  # joined already (above)
+            "volumes": [vars(v) for v in (*volumes, *spec.volumes)],
             "files": self._files(),
         }
-        os.write(self._control_fd, (json.dumps(init_spec) + "\n").encode())
+        os.write(self._control_fd, (init.encode(init_spec) + "\n").encode())
 
     @property
     def _control_fd(self) -> int:
@@ -199,7 +199,7 @@ class Container:
             if word == "unshared":
                 net = self.network.attach(self.spec.name, int(rest)) if self.network else {}
                 self.address = net.get("address")
-                os.write(self._control_fd, f"go {json.dumps(net)}\n".encode())
+                os.write(self._control_fd, f"go {init.encode(net)}\n".encode())
             elif word == "forked":
                 self.pid1 = int(rest)
             elif word == "started":
@@ -249,11 +249,22 @@ class Container:
         assert self.cgroup is not None
         return self.cgroup.cpu_ns()
 
+    def cpu_stats(self) -> CpuStats:
+        """CPU time and, under a ``cpus`` quota, how often it was throttled."""
+        assert self.cgroup is not None
+        return limits.cpu_stats(self.cgroup)
+
+    def oom_killed(self) -> bool:
+        """True when the kernel's OOM killer ended a process of this container."""
+        if self.cgroup is not None:
+            self._oom_killed = self._oom_killed or limits.oom_killed(self.cgroup)
+        return self._oom_killed
+
     def logs(self) -> str:
         """What the container wrote on stderr (and stdout when not piped)."""
         parts = [
             p.read_text(errors="replace")
-            for p in (self.dir / "stdout.log", self.dir / "stderr.log")
+            for p in (self.log_dir / "stdout.log", self.log_dir / "stderr.log")
             if p.exists()
         ]
         return "".join(parts)
@@ -263,16 +274,22 @@ class Container:
         try:
             self.stop(grace)
         finally:
+            crashpoint.reached("container-remove")
             if self._control is not None:
                 os.close(self._control)
                 self._control = None
-            for stream in (self.stdin, self.stdout):
+            for stream in (self.stdin, self.stdout, self.stderr):
                 if stream is not None:
                     with contextlib.suppress(OSError):
                         stream.close()
+            if self.pty_master is not None:
+                os.close(self.pty_master)
+                self.pty_master = None
             if self.network is not None:
                 self.network.detach(self.spec.name)
             if self.cgroup is not None:
+                with contextlib.suppress(OSError):
+                    self.oom_killed()  # remembered: the cgroup is going
                 self.cgroup.remove()
                 self.cgroup = None
             self.runtime.forget(self)

@@ -22,13 +22,17 @@ log = logging.getLogger(__name__)
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The start time of ``pid`` in clock ticks since boot, or None if it is gone."""
+    """The start time of ``pid`` in clock ticks since boot, or None if it is gone.
+
+    A zombie is gone: it holds no pipe and no file any more, only its exit status.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # The command name (field 2) may hold spaces: split after its closing paren.
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
 
 
 def run_is_alive(state_dir: Path) -> bool:
@@ -51,6 +55,7 @@ def stale_cgroup_runs(layout: Layout, live: set[str]) -> dict[str, list[Path]]:
 
 
 STAGING_PREFIX = ".staging-"
+RECORDS_DIR = "containers"  # runtime/records.py
 STAGING_GRACE_S = 60.0  # a state dir being assembled is left alone this long
 
 
@@ -60,6 +65,8 @@ def sweep(state_root: Path, layout: Layout) -> list[str]:
     live: set[str] = set()
     if state_root.is_dir():
         for state_dir in sorted(state_root.iterdir()):
+            if state_dir.name == RECORDS_DIR:
+                continue  # the command line's container records: swept below
             if state_dir.name.startswith(STAGING_PREFIX):
                 if time.time() - state_dir.stat().st_mtime > STAGING_GRACE_S:
                     shutil.rmtree(state_dir, ignore_errors=True)
@@ -78,6 +85,9 @@ def sweep(state_root: Path, layout: Layout) -> list[str]:
             with contextlib.suppress(FileNotFoundError):
                 d.rmdir()
         removed.append(f"cgroup {PREFIX}{run_id}")
+    from runtime import records  # it imports this module
+
+    removed += records.sweep_dead(state_root / RECORDS_DIR)
     for line in removed:
         log.info("gc: removed %s", line)
     return removed

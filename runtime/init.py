@@ -25,17 +25,21 @@ Events go back to the harness as lines on the *event* pipe.
 
 from __future__ import annotations
 
-import contextlib
+import _signal as signal  # the C module: `signal` imports enum (~4 ms of start-up)
 import errno
-import json
+import fcntl
+import marshal
 import os
 import select
-import signal
 import sys
-from typing import Any
+import termios
 
-from runtime import netconfig, rootfs
+from runtime import caps, netconfig, rootfs
 from runtime import syscalls as sc
+
+TYPE_CHECKING = False  # not typing's: the init does not import typing (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 NAMESPACES = sc.CLONE_NEWNS | sc.CLONE_NEWUTS | sc.CLONE_NEWIPC | sc.CLONE_NEWPID
 FORWARDED = (
@@ -55,6 +59,20 @@ def _emit(fd: int, *words: object) -> None:
     os.write(fd, (" ".join(str(w) for w in words) + "\n").encode())
 
 
+def encode(data: Any) -> str:
+    """The spec on the control pipe: marshal, as hex on one line.
+
+    Not JSON: importing json (and re with it) would cost the init ~5 ms of
+    start-up; harness and init run the same interpreter, so marshal's
+    version-specific format is safe.
+    """
+    return marshal.dumps(data).hex()
+
+
+def decode(line: str) -> Any:
+    return marshal.loads(bytes.fromhex(line))
+
+
 def _read_line(fd: int) -> str:
     data = b""
     while not data.endswith(b"\n"):
@@ -66,7 +84,8 @@ def _read_line(fd: int) -> str:
 
 
 def shim(control: int, events: int) -> int:
-    spec = json.loads(_read_line(control))
+    spec = decode(_read_line(control))
+    _oom_score_adj(-1000)  # inherited by pid 1; the workload sets its own back to 0
     for procs in spec["cgroup_procs"]:
         with open(procs, "w") as f:
             f.write(str(os.getpid()))
@@ -76,7 +95,7 @@ def shim(control: int, events: int) -> int:
     word, _, net = _read_line(control).partition(" ")
     if word != "go":
         return EXIT_RUNTIME
-    spec["network"] = json.loads(net)
+    spec["network"] = decode(net)
     pid = os.fork()
     if pid == 0:
         try:
@@ -96,16 +115,27 @@ def shim(control: int, events: int) -> int:
 
 
 def pid1(spec: dict[str, Any], control: int, events: int) -> int:
-    rootfs.build(spec["root"], volumes=spec["volumes"], files=spec["files"])
+    rootfs.build(
+        spec["root"],
+        volumes=spec["volumes"],
+        files=spec["files"],
+        image=spec.get("image"),
+        console=spec.get("console"),
+    )
     sc.sethostname(spec["hostname"])
     net = spec["network"]
     netconfig.configure(net.get("interface"), net.get("address"), net.get("prefixlen", 24))
+    # Handlers first: a signal or the workload's exit may come before start() returns.
+    wake_r = _install_handlers()
     workload = _start_workload(spec, events)
     if workload < 0:
         return -workload
+    _forward_to[0] = workload
+    for signum in _pending:
+        _forward(workload, signum)
     _emit(events, "started", workload)
     os.close(events)
-    return _supervise(workload, control)
+    return _supervise(workload, control, wake_r)
 
 
 def _start_workload(spec: dict[str, Any], events: int) -> int:
@@ -115,19 +145,16 @@ def _start_workload(spec: dict[str, Any], events: int) -> int:
     if pid == 0:
         os.close(err_r)
         try:
-            os.setsid()
-            if spec.get("user"):
-                uid, gid = spec["user"]
-                os.setgroups([])
-                os.setgid(gid)
-                os.setuid(uid)
+            enter_workload(spec)
             os.chdir(spec["cwd"])
             # The workload gets stdio only, never the control or event pipes.
             os.closerange(3, err_w)
             os.closerange(err_w + 1, 65536)
-            os.execvpe(spec["command"][0], spec["command"], spec["env"])
+            execvpe(spec["command"], spec["env"])
         except OSError as exc:
             os.write(err_w, f"{exc.errno} {exc.strerror}".encode())
+        except BaseException as exc:  # never unwind into pid 1's code in this child
+            os.write(err_w, f"0 {type(exc).__name__}: {exc}".encode())
         os._exit(EXIT_RUNTIME)
     os.close(err_w)
     failure = os.read(err_r, 4096).decode()
@@ -143,14 +170,72 @@ def _start_workload(spec: dict[str, Any], events: int) -> int:
     return -code
 
 
-def _supervise(workload: int, control: int) -> int:
-    """Reap, forward signals, and end the container with the workload."""
+def execvpe(command: list[str], env: dict[str, str]) -> None:
+    """``os.execvpe`` without its lazy ``import warnings``: after pivot_root into an
+    image, the interpreter's standard library is not there to import from."""
+    name = command[0]
+    if "/" in name:
+        os.execve(name, command, env)
+    first_error: OSError | None = None
+    for directory in env.get("PATH", "/usr/bin:/bin").split(":"):
+        try:
+            os.execve(os.path.join(directory or ".", name), command, env)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as exc:  # e.g. EACCES: remembered, the search goes on (as execvp does)
+            first_error = first_error or exc
+    raise first_error or FileNotFoundError(2, "No such file or directory", name)
+
+
+def enter_workload(spec: dict[str, Any]) -> None:
+    """Turn this child of pid 1 into the workload: session, OOM score, caps, user."""
+    os.setsid()
+    if spec.get("tty"):
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    # The shim and pid 1 are shielded from the OOM killer (-1000); the workload
+    # is not. Written while CAP_SYS_RESOURCE is still held, so it cannot go back.
+    _oom_score_adj(0)
+    caps.restrict()
+    if spec.get("user"):
+        uid, gid = spec["user"]
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)  # the kernel clears the effective and permitted sets
+
+
+def _oom_score_adj(value: int) -> None:
+    # Lowering needs CAP_SYS_RESOURCE, which some sandboxes withhold even from root.
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except PermissionError:
+        pass
+
+
+_forward_to = [0]  # the workload's pid, once forked
+_pending: list[int] = []  # signals that came before it
+
+
+def _on_signal(signum: int, _frame: object) -> None:
+    if _forward_to[0]:
+        _forward(_forward_to[0], signum)
+    else:
+        _pending.append(signum)
+
+
+def _install_handlers() -> int:
+    """Wake the supervisor on SIGCHLD and forwarded signals; returns the wake-up fd."""
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     for signum in FORWARDED:
-        signal.signal(signum, lambda s, _f: _forward(workload, s))
-    status: int | None = None
+        signal.signal(signum, _on_signal)
+    return wake_r
+
+
+def _supervise(workload: int, control: int, wake_r: int) -> int:
+    """Reap, forward signals, and end the container with the workload."""
+    status = _reap(workload)  # it may have ended already
     while status is None:
         ready, _, _ = select.select([control, wake_r], [], [])
         if control in ready and not os.read(control, 64):
@@ -161,14 +246,18 @@ def _supervise(workload: int, control: int) -> int:
         status = _reap(workload)
     # pid 1 leaving kills every other process of the pid namespace; do it
     # explicitly so that their exit does not depend on that detail.
-    with contextlib.suppress(OSError):
+    try:  # noqa: SIM105 (contextlib: start-up time)
         os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
     return status
 
 
 def _forward(workload: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    try:  # noqa: SIM105 (contextlib: start-up time)
         os.kill(workload, signum)
+    except ProcessLookupError:
+        pass
 
 
 def _reap(workload: int) -> int | None:
@@ -201,11 +290,17 @@ def main() -> None:
     role = sys.argv[1]
     if role == "holder":
         sys.exit(holder())
+    if role == "exec":
+        from runtime import nsexec
+
+        sys.exit(nsexec.main(sys.argv[2], sys.argv[3]))
     control, events = int(sys.argv[2]), int(sys.argv[3])
     try:
         code = shim(control, events)
     except Exception as exc:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 (contextlib: start-up time)
             _emit(events, "error", EXIT_RUNTIME, f"container setup: {exc}")
+        except OSError:
+            pass
         code = EXIT_RUNTIME
     sys.exit(code)

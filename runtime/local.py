@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
-from runtime import cgroups, gc
+from runtime import cgroups, crashpoint, gc
 from runtime.container import Container, ContainerSpec
 from runtime.network import LabNetwork
 
@@ -107,6 +107,7 @@ class LocalRuntime:
                 c.remove(grace=0.5)
             except Exception as exc:
                 errors.append(f"{c.spec.name}: {exc}")
+        crashpoint.reached("runtime-close")
         for net in self._networks:
             net.close()
         self._networks.clear()

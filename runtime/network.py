@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Self
 
-from runtime import init_command, syscalls
+from runtime import crashpoint, init_command, syscalls
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,9 @@ class LabNetwork:
         self.hosts_file = state_dir / "hosts"
         self._holder: subprocess.Popen[bytes] | None = None
         self._ipr: Any = None
-        self._free = [str(a) for a in list(self.subnet.hosts())[1:]]  # .1 is left unused
+        # .1 is the bridge's own: the lab namespace's foothold, used by port proxies only.
+        self.bridge_address = str(next(self.subnet.hosts()))
+        self._free = [str(a) for a in list(self.subnet.hosts())[1:]]
         self._members: dict[str, tuple[str, str]] = {}  # name -> (address, host-side ifname)
         self._counter = 0
         self.hosts_file.write_text(self._hosts_text())
@@ -104,8 +106,15 @@ class LabNetwork:
             self._ipr.link("add", ifname="br0", kind="bridge")
             self._bridge = self._ipr.link_lookup(ifname="br0")[0]
             self._ipr.link("set", index=self._bridge, state="up", mtu=MTU)
+            self._ipr.addr(
+                "add",
+                index=self._bridge,
+                address=self.bridge_address,
+                prefixlen=self.subnet.prefixlen,
+            )
             lo = self._ipr.link_lookup(ifname="lo")[0]
             self._ipr.link("set", index=lo, state="up")
+            crashpoint.reached("lab-open")
         except Exception as exc:
             self.close()
             raise NetworkError(f"cannot create the lab bridge: {exc}") from exc
@@ -129,6 +138,7 @@ class LabNetwork:
             )
             index = self._ipr.link_lookup(ifname=host_if)[0]
             self._ipr.link("set", index=index, master=self._bridge, state="up")
+            crashpoint.reached("lab-attach")
         except Exception as exc:
             self._free.insert(0, address)
             raise NetworkError(f"cannot attach {name} to the lab network: {exc}") from exc

@@ -11,6 +11,9 @@ from transports.base import Transport
 REGISTRY: dict[str, str] = {
     "tcp": "transports.tcp:TcpTransport",
     "uds": "transports.uds:UdsTransport",
+    "file": "transports.shared_file:SharedFileTransport",
+    "postgres": "transports.pg_queue:PgQueueTransport",
+    "mqtt": "transports.mqtt_pubsub:MqttTransport",
 }
 
 

@@ -26,7 +26,10 @@ from runtime.local import LocalRuntime
 from runtime.network import LabNetwork
 
 # service name (as in Transport.services) -> "module:Class"
-REGISTRY: dict[str, str] = {}
+REGISTRY: dict[str, str] = {
+    "postgres": "bench.services.postgres:PostgresService",
+    "mqtt": "bench.services.mosquitto:MosquittoService",
+}
 
 
 class ServiceError(Exception):
