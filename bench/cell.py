@@ -74,7 +74,10 @@ def agent_spec(
     }
 
 
-def container_spec(name: str, spec: dict[str, Any], volume: Path) -> ContainerSpec:
+def container_spec(
+    name: str, spec: dict[str, Any], volume: Path, limits: dict[str, Any] | None = None
+) -> ContainerSpec:
+    """An agent's container, with the scenario's ``limits`` (cpus, cpuset_cpus, memory, ...)."""
     return ContainerSpec(
         name=name,
         command=(sys.executable, "-m", "bench.agent", json.dumps(spec)),
@@ -82,6 +85,7 @@ def container_spec(name: str, spec: dict[str, Any], volume: Path) -> ContainerSp
         cwd=str(PROJECT_ROOT),
         stdin_pipe=True,
         stdout_pipe=True,
+        **(limits or {}),
     )
 
 
@@ -119,6 +123,7 @@ def run_cell(
     faults: dict[str, list[int]] | None = None,
     logs_dir: Path | None = None,
     services: dict[str, Service] | None = None,
+    limits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Measure ``cell``; always returns a results cell (status ok or failed).
 
@@ -141,7 +146,7 @@ def run_cell(
         for spec in specs.values():
             spec["endpoint"]["services"] = addresses
         samplers = {s.role: s for s in needed.values()}
-        outcome = _exchange(rt, net, cell, specs, volume, containers, samplers)
+        outcome = _exchange(rt, net, cell, specs, volume, containers, samplers, limits)
         result.update(outcome)
         problems = integrity_problems(cell, result["messages"])
         if problems:
@@ -183,11 +188,12 @@ def _exchange(
     volume: Path,
     containers: dict[str, Container],
     samplers: dict[str, Service],
+    limits: dict[str, Any] | None,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + cell_timeout(cell)
     start_ms: dict[str, float] = {}
     for role in ("server", "client"):
-        c = rt.container(container_spec(role, specs[role], volume), net)
+        c = rt.container(container_spec(role, specs[role], volume, limits), net)
         containers[role] = c
         t0 = time.monotonic_ns()
         c.start()
@@ -209,6 +215,12 @@ def _exchange(
     server_result = server_events.next(deadline)
     combined = combine(cell, specs, client_result, server_result, cpu)
     combined["container_start_ms"] = start_ms
+    throttled = [role for role, c in containers.items() if c.cpu_stats().throttled]
+    if throttled:  # a CPU quota held a side back: its figures measure the quota too
+        combined["notes"] = [*combined.get("notes", []),
+                             f"CPU quota throttled: {', '.join(throttled)}"]  # fmt: skip
+    combined["settings"]["throttled"] = throttled
+    combined["settings"]["container_limits"] = limits or {}
     return combined
 
 

@@ -138,6 +138,7 @@ def run(
                         faults=faults,
                         logs_dir=run_dir / "logs",
                         services=services.started,
+                        limits=scenario.limits,
                     )
                     writer.add_cell(result)
                     cells_done.append(result)

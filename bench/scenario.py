@@ -95,6 +95,8 @@ class Scenario:
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: Each cell's measured phase ends after its messages or this long; None: no limit.
     max_seconds: float | None = DEFAULT_MAX_SECONDS
+    #: Limits for the client and server containers (cpus, cpuset_cpus, memory, pids_limit).
+    limits: dict[str, Any] = field(default_factory=dict)
 
     def cells(self) -> list[Cell]:
         defaults = QUICK_MESSAGES if self.quick else DEFAULT_MESSAGES
@@ -113,7 +115,10 @@ class Scenario:
         return d
 
 
-_SIZE = re.compile(r"\s*([0-9]+)\s*(?:([km])(?:i?b)?|b)?\s*", re.IGNORECASE | re.ASCII)
+_SIZE = re.compile(r"\s*([0-9]+)\s*(?:([kmg])(?:i?b)?|b)?\s*", re.IGNORECASE | re.ASCII)
+
+
+UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
 
 def parse_size(text: str | int) -> int:
@@ -124,9 +129,7 @@ def parse_size(text: str | int) -> int:
         m = _SIZE.fullmatch(str(text))
         if not m:
             raise ScenarioError(f"malformed size {text!r}: use bytes, e.g. 64, 1K, 64KiB, 1M")
-        size = (
-            int(m.group(1)) * {None: 1, "k": 1024, "m": 1 << 20}[(m.group(2) or "").lower() or None]
-        )
+        size = int(m.group(1)) * UNITS[(m.group(2) or "").lower()]
     if size < 1:
         raise ScenarioError(f"size {text!r} must be at least 1 byte")
     return size
@@ -193,6 +196,7 @@ def build(
         quick=quick or bool(data.get("quick", False)),
         options=_options(data),
         max_seconds=_max_seconds(data, quick=quick, messages_given=messages is not None),
+        limits=_limits(data),
     )
     if scenario.messages is not None and not 1 <= scenario.messages <= MAX_MESSAGES:
         raise ScenarioError(f"messages must be between 1 and {MAX_MESSAGES:,}")
@@ -210,6 +214,7 @@ def _check_payload_limits(scenario: Scenario) -> None:
 
 
 KNOWN_KEYS = {
+    "limits",
     "max_seconds",
     "transports",
     "sizes",
@@ -267,6 +272,35 @@ def _max_seconds(data: dict[str, Any], *, quick: bool, messages_given: bool) -> 
     if not ok or not 0 <= value <= 3600:
         raise ScenarioError("scenario: 'max_seconds' must be seconds from 0 (no limit) to 3600")
     return float(value) or None
+
+
+def _limits(data: dict[str, Any]) -> dict[str, Any]:
+    """``[limits]``: cpus = 0.5, cpuset_cpus = "0", memory = "256M", pids_limit = 64."""
+    table = data.get("limits", {})
+    if not isinstance(table, dict):
+        raise ScenarioError("scenario: 'limits' must be a table")
+    unknown = set(table) - {"cpus", "cpuset_cpus", "memory", "pids_limit"}
+    if unknown:
+        raise ScenarioError(f"scenario: unknown limits {', '.join(sorted(unknown))}")
+    out: dict[str, Any] = {}
+    if "cpus" in table:
+        cpus = table["cpus"]
+        if not isinstance(cpus, int | float) or isinstance(cpus, bool) or not 0.01 <= cpus <= 1024:
+            raise ScenarioError("scenario: limits.cpus must be a number from 0.01")
+        out["cpus"] = float(cpus)
+    if "cpuset_cpus" in table:
+        if not isinstance(table["cpuset_cpus"], str) or not re.fullmatch(
+            r"[0-9]+(-[0-9]+)?(,[0-9]+(-[0-9]+)?)*", table["cpuset_cpus"]
+        ):
+            raise ScenarioError('scenario: limits.cpuset_cpus must be a list like "0" or "0-1"')
+        out["cpuset_cpus"] = table["cpuset_cpus"]
+    if "memory" in table:
+        out["memory"] = parse_size(table["memory"])
+        if out["memory"] < 16 << 20:
+            raise ScenarioError("scenario: limits.memory must be at least 16M")
+    if "pids_limit" in table:
+        out["pids_limit"] = _int(table, "pids_limit", minimum=8, maximum=1 << 22)
+    return out
 
 
 def _timeout(data: dict[str, Any]) -> float:

@@ -127,3 +127,14 @@ def test_time_limit_ends_a_cell_early_and_says_so(
     assert elapsed < 15
     if mode == "latency":
         assert result["latency_us"]["count"] == sent
+
+
+def test_a_cpu_quota_that_throttles_is_flagged(rt: LocalRuntime, lab: LabNetwork) -> None:
+    quota = {"cpus": 0.05}
+    result = run_cell(
+        rt, lab, cell("throughput", 3000, 1024), index=0, op_timeout=10.0, options={}, limits=quota
+    )
+    assert result["status"] == "ok", result["error"]
+    assert set(result["settings"]["throttled"]) & {"client", "server"}
+    assert any("CPU quota throttled" in note for note in result["notes"])
+    assert result["settings"]["container_limits"] == quota
