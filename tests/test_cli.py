@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import transports
 from bench import cli
 
 
@@ -140,7 +141,7 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     assert results["schema"] == "ipcbench/results@1"
     assert results["run"]["end"]
     cells = results["cells"]
-    assert {c["transport"] for c in cells} == {"tcp", "uds"}
+    assert {c["transport"] for c in cells} == set(transports.names())
     assert {c["mode"] for c in cells} == {"latency", "throughput"}
     assert all(c["status"] == "ok" for c in cells), [c["error"] for c in cells]
     for name in ("results.csv", "report.md", "latency.png", "throughput.png"):

@@ -11,6 +11,8 @@ from transports.base import Transport
 REGISTRY: dict[str, str] = {
     "tcp": "transports.tcp:TcpTransport",
     "uds": "transports.uds:UdsTransport",
+    "zeromq": "transports.zeromq:ZeromqTransport",
+    "http": "transports.http_api:HttpTransport",
     "file": "transports.shared_file:SharedFileTransport",
     "postgres": "transports.pg_queue:PgQueueTransport",
     "mqtt": "transports.mqtt_pubsub:MqttTransport",
