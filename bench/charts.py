@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -20,6 +21,16 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
 DPI = 110
+# Shapes as well as colours: with many series, colour alone is ambiguous (and
+# unreadable to colour-blind readers); ten default colours would repeat.
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _colour(i: int, n: int) -> Any:
+    """Ten well-separated colours for up to ten series, twenty beyond (tab20)."""
+    return f"C{i}" if n <= 10 else matplotlib.colormaps["tab20"](i % 20)
+
+
 FAILED: dict[str, Any] = {"color": "crimson", "marker": "x", "markersize": 8, "markeredgewidth": 2,
           "linestyle": "none"}  # fmt: skip
 
@@ -104,12 +115,14 @@ def grouped_points(ax: Axes, sizes: Sequence[str], series: Sequence[Series]) -> 
         # Log axes cannot show zero, so a zero or missing value draws nothing.
         shown = [(x, v, u) for x, v, u in zip(xs, s.values, uppers, strict=True) if v]
         ax.plot([x for x, _, _ in shown], [v for _, v, _ in shown], linestyle="none",
-                marker="o", markersize=8, color=f"C{i}", label=s.label, zorder=3)  # fmt: skip
+                marker=MARKERS[i % len(MARKERS)], markersize=8, color=_colour(i, len(series)),
+                label=s.label, zorder=3)  # fmt: skip
         ups = [(x, v, u) for x, v, u in shown if u is not None and v is not None]
         if ups:
             whiskers = [[0.0] * len(ups), [u - v for _, v, u in ups]]
             ax.errorbar([x for x, _, _ in ups], [v for _, v, _ in ups], yerr=whiskers,
-                        fmt="none", ecolor=f"C{i}", capsize=5, elinewidth=1.5)  # fmt: skip
+                        fmt="none", ecolor=_colour(i, len(series)), capsize=5,
+                        elinewidth=1.5)  # fmt: skip
         failed = [x for x, f in zip(xs, s.failed, strict=True) if f]
         # Crosses near the bottom in axes coordinates: a failed cell has no value to place.
         ax.plot(failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(), **FAILED)
@@ -127,7 +140,7 @@ def _legend(fig: Figure, handles: Sequence[Artist], series: Sequence[Series]) ->
     if any(any(s.failed) for s in series):
         handles = [*handles, Line2D([], [], label="cell failed", **FAILED)]
     # Below the axes, so that no number of transports hides a bar.
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5), fontsize=9)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 4), fontsize=9)
 
 
 def latency_chart(
