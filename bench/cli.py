@@ -91,6 +91,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     print(f"modes: {', '.join(MODES)}")
     cells = scenario_from(args).cells()
     total = sum(c.estimate_s() for c in cells)
+    for note in scenario_from(args).skipped():
+        print(f"note: {note}")
     print(f"\n{plural(len(cells), 'cell')}, about {total:.0f} s:")
     for c in cells:
         print(
@@ -115,6 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out is not None else None
     check_out(out)
     print(f"ipcbench: {plural(len(cells), 'cell')}", flush=True)
+    for note in scenario.skipped():
+        print(f"ipcbench: {note}", flush=True)
     t0 = time.monotonic()
     run_dir, results = run(scenario, out, on_cell=lambda i, c, r: print_cell(i, len(cells), c, r))
     failed = [r for r in results if r["status"] != "ok"]

@@ -113,6 +113,7 @@ def header(results: Mapping[str, Any]) -> list[str]:
         f"- Runtime: {runtime or 'unknown'}; versions: {versions or 'unknown'}",
         _cells_line(run, cells),
         *_start_cost_line(cells),
+        *[f"- Not measured: {note}" for note in run.get("skipped") or []],
         "",
     ]
 

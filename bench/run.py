@@ -64,6 +64,7 @@ def run_info(rt: LocalRuntime, scenario: Scenario) -> dict[str, Any]:
         "end": None,
         "interrupted": None,
         "planned_cells": len(scenario.cells()),
+        "skipped": scenario.skipped(),
         "runtime": rt.describe(),
         "host": hostinfo.host(rt.layout.describe()),
         "host_load": {"start": list(os.getloadavg()), "end": None},

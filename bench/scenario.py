@@ -98,12 +98,23 @@ class Scenario:
     #: Limits for the client and server containers (cpus, cpuset_cpus, memory, pids_limit).
     limits: dict[str, Any] = field(default_factory=dict)
 
+    def skipped(self) -> list[str]:
+        """Notes for the selected (variant, mode) pairs the variant cannot do."""
+        return [
+            f"{name}:{variant} cannot do {mode} mode: skipped" if variant else
+            f"{name} cannot do {mode} mode: skipped"
+            for (name, variant), mode in itertools.product(self.transports, self.modes)
+            if transports.get(name).how(variant, mode) is None
+        ]  # fmt: skip
+
     def cells(self) -> list[Cell]:
         defaults = QUICK_MESSAGES if self.quick else DEFAULT_MESSAGES
         out = []
         for (name, variant), mode, size in itertools.product(
             self.transports, self.modes, self.sizes
         ):
+            if transports.get(name).how(variant, mode) is None:
+                continue  # see skipped(): a variant that cannot do a mode is not a failure
             n = self.messages or defaults[mode]
             warmup = self.warmup if self.warmup is not None else max(1, n // 10)
             out.append(Cell(name, variant, mode, size, n, warmup, self.max_seconds))

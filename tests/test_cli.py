@@ -149,3 +149,21 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     (out / "report.md").unlink()
     again = ipcbench("report", str(out))
     assert again.returncode == 0 and (out / "report.md").exists()
+
+
+def test_a_variant_that_cannot_do_a_mode_is_skipped_with_a_note(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bench import scenario
+    from transports.tcp import TcpTransport
+
+    monkeypatch.setattr(
+        TcpTransport, "how", classmethod(lambda cls, v, m: None if m == "throughput" else "x")
+    )
+    chosen = scenario.build(transports_=["tcp", "uds"], sizes=["64"])
+    assert [(c.transport, c.mode) for c in chosen.cells()] == [
+        ("tcp", "latency"),
+        ("uds", "latency"),
+        ("uds", "throughput"),
+    ]
+    assert chosen.skipped() == ["tcp cannot do throughput mode: skipped"]
