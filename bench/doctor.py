@@ -66,6 +66,27 @@ def _pyroute2() -> Check:
     return True, "pyroute2", "importable"
 
 
+def _mosquitto() -> Check:
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists(
+        "/usr/sbin/mosquitto") else None)  # fmt: skip
+    if path is None:
+        return False, "mosquitto", "missing (the mqtt broker): apt-get install mosquitto"
+    return True, "mosquitto", path
+
+
+def _postgres() -> Check:
+    from bench.services import ServiceError
+    from bench.services.postgres import wheel_dirs
+
+    try:
+        package, _ = wheel_dirs()
+    except ServiceError as exc:
+        return False, "postgres", str(exc)
+    binary = package / "pginstall" / "bin" / "postgres"
+    ok = os.access(binary, os.X_OK)
+    return ok, "postgres", str(binary) if ok else f"{binary} is missing or not executable"
+
+
 def _open_files() -> Check:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     ok = soft >= 1024
@@ -108,6 +129,8 @@ CHECKS: list[Callable[[], Check]] = [
     _namespaces,
     _cgroups,
     _pyroute2,
+    _mosquitto,
+    _postgres,
     _open_files,
     _state_dir,
     _container,
