@@ -10,7 +10,7 @@ DEBS    := iproute2 util-linux git mosquitto
 
 $(STAMP): pyproject.toml
 	@missing=""; for d in $(DEBS); do dpkg -s $$d >/dev/null 2>&1 || missing="$$missing $$d"; done; \
-	 if [ -n "$$missing" ]; then apt-get update -qq && apt-get install -y -qq $$missing; fi
+	 if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
