@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, cast
 
 
 class TransportError(Exception):
@@ -115,8 +115,15 @@ class Options:
         return dataclasses.asdict(self)
 
 
-class Transport(ABC):
-    """A way of moving messages; subclasses are registered by ``name``."""
+OptionsT = TypeVar("OptionsT", bound=Options)
+
+
+class Transport(ABC, Generic[OptionsT]):
+    """A way of moving messages; subclasses are registered by ``name``.
+
+    Generic in its options type: ``class TcpTransport(Transport[TcpOptions])``
+    makes ``self.options`` a ``TcpOptions`` for the type checker.
+    """
 
     name: ClassVar[str]
     #: Variants this transport offers; an empty tuple means "no variant".
@@ -148,14 +155,16 @@ class Transport(ABC):
         """Whether ``variant`` promises delivery once and in order (override per variant)."""
         return cls.guarantees_delivery
 
-    def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
+    def __init__(self, *, variant: str | None, mode: str, options: OptionsT | None = None):
         if variant not in (self.variants or (None,)):
             raise ValueError(f"{self.name} has no variant {variant!r}")
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
         self.variant = variant
         self.mode = mode
-        self.options = options if options is not None else self.options_type()
+        self.options: OptionsT = (
+            options if options is not None else cast(OptionsT, self.options_type())
+        )
 
     @classmethod
     def how(cls, variant: str | None, mode: str) -> str | None:

@@ -62,7 +62,7 @@ class HttpClientChannel(Channel):
     """The client's end: an I/O thread does the HTTP, the caller's thread only queues."""
 
     def __init__(self, session: requests.Session, base: str, opts: HttpOptions) -> None:
-        self._session, self._url, self._opts = session, base + "/msg", opts
+        self._session, self._url, self.options = session, base + "/msg", opts
         self._cond = threading.Condition()
         self._out: deque[bytes] = deque()
         self._in: deque[bytes] = deque()
@@ -140,7 +140,7 @@ class HttpClientChannel(Channel):
                     self._cond.notify_all()
 
     def _exchange(self, message: bytes | None, wait: float) -> bytes | None:
-        timeout = (self._opts.connect_timeout_s, self._opts.response_timeout_s + wait)
+        timeout = (self.options.connect_timeout_s, self.options.response_timeout_s + wait)
         if message is None:
             headers = {"X-Wait-Ms": str(max(1, int(wait * 1000)))}
             r = self._session.get(self._url, headers=headers, timeout=timeout)
@@ -170,7 +170,7 @@ class HttpClientChannel(Channel):
         self._session.close()
 
 
-class HttpTransport(Transport):
+class HttpTransport(Transport[HttpOptions]):
     """POST per message to a stdlib HTTP/1.1 server; keep-alive or a new connection each time."""
 
     name: ClassVar[str] = "http"
@@ -179,7 +179,7 @@ class HttpTransport(Transport):
     max_payload: ClassVar[int] = 8 << 20
     summary: ClassVar[str] = "HTTP/1.1 POST per message: requests client, http.server server"
 
-    def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
+    def __init__(self, *, variant: str | None, mode: str, options: HttpOptions | None = None):
         super().__init__(variant=variant, mode=mode, options=options)
         self._exchange: http_server.Exchange | None = None
 
@@ -195,11 +195,6 @@ class HttpTransport(Transport):
         if mode == "latency":
             return f"POST the request; the echo is the response body, {conn}"
         return f"POST per message, a window of 1: each response carries the credit, {conn}"
-
-    @property
-    def _opts(self) -> HttpOptions:
-        assert isinstance(self.options, HttpOptions)
-        return self.options
 
     def listen(self, endpoint: Endpoint) -> Listener:
         where = f"http://0.0.0.0:{endpoint.port}"
@@ -218,7 +213,7 @@ class HttpTransport(Transport):
             left = deadline - time.monotonic()
             try:
                 session.post(base + "/hello", data=b"", timeout=max(left, 0.001))
-                return HttpClientChannel(session, base, self._opts)
+                return HttpClientChannel(session, base, self.options)
             except requests.ConnectionError as exc:
                 if left <= 0.01:
                     session.close()

@@ -86,7 +86,7 @@ class MqttListener(Listener):
             link.close()
 
 
-class MqttTransport(Transport):
+class MqttTransport(Transport[MqttOptions]):
     """paho-mqtt 2.x clients through the broker, one connection per side."""
 
     name: ClassVar[str] = "mqtt"
@@ -123,17 +123,12 @@ class MqttTransport(Transport):
             f"and client queue limits sit above it){paced}"
         )
 
-    @property
-    def _opts(self) -> MqttOptions:
-        assert isinstance(self.options, MqttOptions)
-        return self.options
-
     def _link(self, endpoint: Endpoint, role: str) -> Link:
         address = endpoint.services.get("mqtt")
         if not address:
             raise TransportError("no mqtt broker address in endpoint.services")
         qos = QOS[self.variant or "qos0"]
-        opts = self._opts
+        opts = self.options
         settings = LinkSettings.parse(
             address,
             role=role,

@@ -66,7 +66,7 @@ class PgOptions(Options):
     fetch_batch: int = 64
 
 
-class PgQueueTransport(Transport):
+class PgQueueTransport(Transport[PgOptions]):
     """INSERT into the peer's table; DELETE ... RETURNING from one's own, in id order."""
 
     name: ClassVar[str] = "postgres"
@@ -76,14 +76,9 @@ class PgQueueTransport(Transport):
     summary: ClassVar[str] = "rows in a PostgreSQL table per direction, polled or LISTEN/NOTIFY"
     services: ClassVar[tuple[str, ...]] = ("postgres",)
 
-    def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
+    def __init__(self, *, variant: str | None, mode: str, options: PgOptions | None = None):
         super().__init__(variant=variant, mode=mode, options=options)
         self._server_version = 0
-
-    @property
-    def opts(self) -> PgOptions:
-        assert isinstance(self.options, PgOptions)
-        return self.options
 
     @classmethod
     def how(cls, variant: str | None, mode: str) -> str | None:
@@ -113,7 +108,7 @@ class PgQueueTransport(Transport):
         except Exception:
             session.close()
             raise
-        return PgChannel(session, "client", self.variant == "notify", self.opts)
+        return PgChannel(session, "client", self.variant == "notify", self.options)
 
     def _session(self, endpoint: Endpoint, deadline: float) -> Session:
         conninfo = endpoint.services.get("postgres")
@@ -217,7 +212,7 @@ class PgListener(Listener):
             raise TransportError(f"waiting for the client: {exc}") from exc
         self._open = False  # the channel owns the session now
         transport = self._transport
-        return PgChannel(self._session, "server", transport.variant == "notify", transport.opts)
+        return PgChannel(self._session, "server", transport.variant == "notify", transport.options)
 
     def close(self) -> None:
         if self._open:
@@ -233,7 +228,7 @@ def _db_errors() -> type[Exception]:
 
 class PgChannel(Channel):
     def __init__(self, session: Session, side: str, notify: bool, opts: PgOptions) -> None:
-        self._session, self._conn, self._opts = session, session.conn, opts
+        self._session, self._conn, self.options = session, session.conn, opts
         self._peer = "client" if side == "server" else "server"
         s, inbox, outbox = session.schema, f"to_{side}", f"to_{self._peer}"
         self._fetch = (f"DELETE FROM {s}.{inbox} WHERE id IN (SELECT id FROM {s}.{inbox} "
@@ -252,7 +247,7 @@ class PgChannel(Channel):
     def send(self, message: bytes, timeout: float) -> None:
         self._usable()
         try:
-            if time.monotonic() - self._checked >= self._opts.peer_check_s:
+            if time.monotonic() - self._checked >= self.options.peer_check_s:
                 self._check_peer()
             self._arm(timeout)
             self._cur.execute(self._insert, (message,), prepare=True)
@@ -277,15 +272,15 @@ class PgChannel(Channel):
         if (not self._notify or self._notified > self._fetched) and self._take():
             return True
         now = time.monotonic()
-        if now - self._checked >= self._opts.peer_check_s:
+        if now - self._checked >= self.options.peer_check_s:
             self._check_peer(take_first=True)  # also a fallback look on the notify variant
             if self._inbox:
                 return True
         if now >= deadline:
             raise TransportTimeout(f"no row in {self._session.schema} within {timeout}s")
-        wait = min(deadline, self._checked + self._opts.peer_check_s) - now
+        wait = min(deadline, self._checked + self.options.peer_check_s) - now
         if not self._notify:
-            time.sleep(max(0.0, min(wait, self._opts.poll_interval_s)))
+            time.sleep(max(0.0, min(wait, self.options.poll_interval_s)))
             return False
         for note in self._conn.notifies(timeout=max(0.0, wait), stop_after=1):
             with contextlib.suppress(ValueError):

@@ -69,7 +69,7 @@ class FileOptions(Options):
     peer_check_s: float = 0.05
 
 
-class SharedFileTransport(Transport):
+class SharedFileTransport(Transport[FileOptions]):
     """One file per message, written aside and renamed into the peer's directory."""
 
     name: ClassVar[str] = "file"
@@ -78,14 +78,9 @@ class SharedFileTransport(Transport):
     max_payload: ClassVar[int] = 8 << 20
     summary: ClassVar[str] = "one file per message on a shared volume, renamed into place"
 
-    def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
+    def __init__(self, *, variant: str | None, mode: str, options: FileOptions | None = None):
         super().__init__(variant=variant, mode=mode, options=options)
         self._fs = ""
-
-    @property
-    def _opts(self) -> FileOptions:
-        assert isinstance(self.options, FileOptions)
-        return self.options
 
     @classmethod
     def how(cls, variant: str | None, mode: str) -> str | None:
@@ -132,7 +127,7 @@ class SharedFileTransport(Transport):
         if self.variant == "inotify":
             waiter = InotifyWait(inbox, peer_lock)
         else:
-            waiter = SleepWait(self._opts.poll_interval_s)
+            waiter = SleepWait(self.options.poll_interval_s)
         return FileChannel(
             inbox=inbox,
             outbox=os.path.join(root, DIRS[peer]),
@@ -140,7 +135,7 @@ class SharedFileTransport(Transport):
             lock=lock,
             peer_lock=peer_lock,
             waiter=waiter,
-            peer_check_s=self._opts.peer_check_s,
+            peer_check_s=self.options.peer_check_s,
         )
 
     def settings(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ class TcpOptions(Options):
     rcvbuf: int = 0
 
 
-class TcpTransport(Transport):
+class TcpTransport(Transport[TcpOptions]):
     """One TCP connection, TCP_NODELAY on both ends, 4-byte length prefix per message."""
 
     name: ClassVar[str] = "tcp"
@@ -37,22 +37,17 @@ class TcpTransport(Transport):
     max_payload: ClassVar[int] = 8 << 20
     summary: ClassVar[str] = "TCP over the container network, one length-prefixed stream"
 
-    def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
+    def __init__(self, *, variant: str | None, mode: str, options: TcpOptions | None = None):
         super().__init__(variant=variant, mode=mode, options=options)
         self._effective: dict[str, int] = {}
-
-    @property
-    def _opts(self) -> TcpOptions:
-        assert isinstance(self.options, TcpOptions)
-        return self.options
 
     def _prepare(self, sock: socket.socket) -> None:
         """Options that must be set before listen/connect to shape the handshake."""
         # Buffer sizes must precede the handshake so the window scale fits them.
-        if self._opts.sndbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._opts.sndbuf)
-        if self._opts.rcvbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self._opts.rcvbuf)
+        if self.options.sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.sndbuf)
+        if self.options.rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.options.rcvbuf)
 
     def _tune(self, sock: socket.socket) -> None:
         """Options of a connected socket, on both ends."""

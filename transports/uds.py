@@ -30,7 +30,7 @@ class UdsOptions(Options):
     sndbuf: int = 0
 
 
-class UdsTransport(Transport):
+class UdsTransport(Transport[UdsOptions]):
     """One SOCK_STREAM Unix socket on the shared volume, 4-byte length prefix per message."""
 
     name: ClassVar[str] = "uds"
@@ -38,18 +38,13 @@ class UdsTransport(Transport):
     max_payload: ClassVar[int] = 8 << 20
     summary: ClassVar[str] = "Unix domain stream socket in a directory both containers mount"
 
-    def __init__(self, *, variant: str | None, mode: str, options: Options | None = None):
+    def __init__(self, *, variant: str | None, mode: str, options: UdsOptions | None = None):
         super().__init__(variant=variant, mode=mode, options=options)
         self._effective: dict[str, int] = {}
 
-    @property
-    def _opts(self) -> UdsOptions:
-        assert isinstance(self.options, UdsOptions)
-        return self.options
-
     def _prepare(self, sock: socket.socket) -> None:
-        if self._opts.sndbuf:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._opts.sndbuf)
+        if self.options.sndbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.options.sndbuf)
 
     def _tune(self, sock: socket.socket) -> None:
         self._prepare(sock)  # an accepted socket does not inherit SO_SNDBUF

@@ -61,7 +61,7 @@ _SOCKETS = {
 }
 
 
-class ZeromqTransport(Transport):
+class ZeromqTransport(Transport[ZeromqOptions]):
     """pyzmq sockets over TCP; see the module docstring for each variant."""
 
     name: ClassVar[str] = "zeromq"
@@ -88,16 +88,11 @@ class ZeromqTransport(Transport):
             return f"request one way, the reply on {back} (a port the server announces)"
         return f"one-way stream; credits come back on {back} (a port the server announces)"
 
-    @property
-    def _opts(self) -> ZeromqOptions:
-        assert isinstance(self.options, ZeromqOptions)
-        return self.options
-
     def listen(self, endpoint: Endpoint) -> Listener:
         assert self.variant is not None
         _, _, tx, rx = _SOCKETS[self.variant]
         where = f"tcp://0.0.0.0:{endpoint.port}"
-        s = Sockets(self._opts, tx, rx)
+        s = Sockets(self.options, tx, rx)
         try:
             if self.variant == "reqrep":
                 s.tx.setsockopt(zmq.ROUTER_MANDATORY, 1)
@@ -131,7 +126,7 @@ class ZeromqTransport(Transport):
         where = f"tcp://{endpoint.host}:{endpoint.port}"
         deadline = time.monotonic() + timeout
         host = _resolve(endpoint.host, deadline)
-        s = Sockets(self._opts, tx, rx)
+        s = Sockets(self.options, tx, rx)
         try:
             # Queue only on completed connections. Not on a SUB: with IMMEDIATE
             # it does not send its subscription (libzmq 4.3.5).
