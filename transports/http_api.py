@@ -21,7 +21,6 @@ between threads are part of the measured cost (see the report).
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
 import time
 from collections import deque
@@ -44,6 +43,7 @@ from transports.base import (
     TransportError,
     TransportTimeout,
 )
+from transports.rendezvous import resolve_once
 
 OUTQ = 1024  # client sends queued behind the request in flight
 LONG_POLL_MAX_S = 1.0  # a GET never holds the connection longer, so a send is not stuck behind it
@@ -207,7 +207,7 @@ class HttpTransport(Transport[HttpOptions]):
 
     def connect(self, endpoint: Endpoint, timeout: float) -> Channel:
         deadline = time.monotonic() + timeout
-        base = f"http://{_resolve(endpoint.host, deadline)}:{endpoint.port}"
+        base = f"http://{resolve_once(endpoint.host, deadline)}:{endpoint.port}"
         session = self._session()
         while True:
             left = deadline - time.monotonic()
@@ -255,14 +255,3 @@ class HttpTransport(Transport[HttpOptions]):
             "server_write_buffer": http_server.Handler.wbufsize,
             "max_body": http_server.MAX_BODY,
         }
-
-
-def _resolve(host: str, deadline: float) -> str:
-    """Resolve the server's name once, not on every new connection."""
-    while True:
-        try:
-            return socket.gethostbyname(host)
-        except OSError as exc:
-            if time.monotonic() >= deadline:
-                raise TransportTimeout(f"cannot resolve {host}: {exc}") from exc
-            time.sleep(0.01)

@@ -115,3 +115,19 @@ def connect_stream(
         sock.close()
         raise
     return sock
+
+
+def resolve_once(host: str, deadline: float) -> str:
+    """The server's address, resolved once and retried until ``deadline``.
+
+    The server container may not be in the lab's hosts file yet. Resolving once
+    keeps name lookups off every later connection (HTTP's new-connection
+    variant, libzmq's reconnects).
+    """
+    while True:
+        try:
+            return socket.gethostbyname(host)
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise TransportTimeout(f"cannot resolve {host}: {exc}") from exc
+            time.sleep(0.01)

@@ -22,7 +22,6 @@ the sockets, monitors and channel are in :mod:`transports.zeromq_sockets`.
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any, ClassVar
 
@@ -35,8 +34,8 @@ from transports.base import (
     Options,
     Transport,
     TransportError,
-    TransportTimeout,
 )
+from transports.rendezvous import resolve_once
 from transports.zeromq_sockets import (
     MAX_MSG,
     Sockets,
@@ -125,7 +124,7 @@ class ZeromqTransport(Transport[ZeromqOptions]):
         tx, rx, _, _ = _SOCKETS[self.variant]
         where = f"tcp://{endpoint.host}:{endpoint.port}"
         deadline = time.monotonic() + timeout
-        host = _resolve(endpoint.host, deadline)
+        host = resolve_once(endpoint.host, deadline)
         s = Sockets(self.options, tx, rx)
         try:
             # Queue only on completed connections. Not on a SUB: with IMMEDIATE
@@ -175,14 +174,3 @@ class ZeromqTransport(Transport[ZeromqOptions]):
             "peer_death": "socket monitor EVENT_DISCONNECTED + ZMTP heartbeats",
             "pubsub_drop_at_hwm": self.variant == "pubsub",
         }
-
-
-def _resolve(host: str, deadline: float) -> str:
-    """Resolve the server's name once (libzmq would resolve it again on every reconnect)."""
-    while True:
-        try:
-            return socket.gethostbyname(host)
-        except OSError as exc:
-            if time.monotonic() >= deadline:
-                raise TransportTimeout(f"cannot resolve {host}: {exc}") from exc
-            time.sleep(0.01)
