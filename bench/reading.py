@@ -114,7 +114,7 @@ LATENCY = Wording(
 )
 CPU = Wording(
     lead=lambda r, v: f"CPU time per message (all containers) is lowest for {r} ({_us(v)})",
-    what="CPU time per message, client + server",
+    what="CPU time per message, all containers",
     number=fmt3,
     unit="µs",
     say=lambda x, v: f"uses {x} as much ({_us(v)})",
